@@ -1,0 +1,65 @@
+"""The bucket layout: which dataset an object key belongs to, and which keys are safe.
+
+``datasets/<dataset>/<BIDS path>`` holds raw datasets. Object names come from users and
+from other systems, so every key is checked before it is used as a path anywhere:
+no ``..`` or ``.`` segments, no absolute paths, no backslashes or control characters.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rollerblade.errors import InputError, UnsafePathError
+from rollerblade.records import DATASETS_PREFIX
+
+_DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_dataset_name(name: str) -> str:
+    """A dataset name is a single safe path segment such as ``ds001`` or ``site-a_2024``."""
+    if not _DATASET_NAME.fullmatch(name) or name in (".", ".."):
+        raise InputError(
+            f"invalid dataset name {name!r}: use 1-100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_relative_path(path: str) -> str:
+    """Reject anything that could escape the folder it is joined to."""
+    if not path:
+        raise UnsafePathError(path, "empty path")
+    if path.startswith("/") or re.match(r"[A-Za-z]:", path):
+        raise UnsafePathError(path, "absolute paths are not allowed")
+    if "\\" in path:
+        raise UnsafePathError(path, "backslashes are not allowed in object names")
+    if any(ord(c) < 32 for c in path):
+        raise UnsafePathError(path, "control characters are not allowed in object names")
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            raise UnsafePathError(path, f"path segment {part!r} is not allowed")
+    return path
+
+
+def dataset_key(dataset: str, path: str) -> str:
+    """The bucket key of ``path`` inside ``dataset``."""
+    return f"{DATASETS_PREFIX}{check_dataset_name(dataset)}/{check_relative_path(path)}"
+
+
+def dataset_prefix(dataset: str) -> str:
+    return f"{DATASETS_PREFIX}{check_dataset_name(dataset)}/"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``datasets/ds1/sub-01/anat/x.nii.gz`` -> (``ds1``, ``sub-01/anat/x.nii.gz``).
+
+    Raises :class:`UnsafePathError` for unsafe keys and :class:`InputError` for keys
+    outside ``datasets/``.
+    """
+    check_relative_path(key)
+    if not key.startswith(DATASETS_PREFIX):
+        raise InputError(f"{key}: not a dataset object (expected {DATASETS_PREFIX}<dataset>/<path>)")
+    dataset, sep, path = key[len(DATASETS_PREFIX) :].partition("/")
+    if not sep or not path:
+        raise InputError(f"{key}: expected {DATASETS_PREFIX}<dataset>/<path>")
+    return check_dataset_name(dataset), path

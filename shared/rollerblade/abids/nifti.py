@@ -1,0 +1,102 @@
+"""NIfTI header facts read from the first bytes of a file, never loading voxels.
+
+The index stores what a query needs (shape, voxel size, TR, units, dtype, orientation) and
+a clear error when the file is not a usable NIfTI: 0 bytes, not NIfTI, or truncated (the
+file, or the uncompressed size stored in the gzip trailer, is shorter than the header says
+the voxel data needs).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from rollerblade.errors import InputError
+
+#: Bytes to fetch from the start of a file: enough for a NIfTI-2 header plus gzip framing.
+HEAD_BYTES = 8192
+#: Bytes to fetch from the end of a ``.nii.gz``: the gzip trailer (CRC32, ISIZE).
+TAIL_BYTES = 4
+
+_TIME_SCALE = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
+
+
+class ImageError(InputError):
+    """A file with a NIfTI extension whose header cannot be used."""
+
+
+def is_nifti(extension: str) -> bool:
+    return extension in (".nii", ".nii.gz")
+
+
+def _decompressed_head(head: bytes, path: str) -> bytes:
+    try:
+        return zlib.decompressobj(wbits=31).decompress(head, 1024)
+    except zlib.error as e:
+        raise ImageError(f"{path}: not a gzip file ({e}); a .nii.gz must be gzip-compressed") from e
+
+
+def _header(raw: bytes, path: str) -> Any:
+    if len(raw) < 348:
+        raise ImageError(f"{path}: truncated: {len(raw)} bytes, a NIfTI header needs 348")
+    for fmt in ("<i", ">i"):
+        sizeof_hdr = struct.unpack(fmt, raw[:4])[0]
+        if sizeof_hdr == 348:
+            klass: Any = nib.Nifti1Header
+            break
+        if sizeof_hdr == 540:
+            klass = nib.Nifti2Header
+            break
+    else:
+        raise ImageError(f"{path}: not a NIfTI file (header size field is {raw[:4].hex()}, expected 348 or 540)")
+    try:
+        return klass.from_fileobj(io.BytesIO(raw[:540]), check=True)
+    except Exception as e:  # nibabel raises several types for bad headers
+        raise ImageError(f"{path}: unreadable NIfTI header: {e}") from e
+
+
+def header_facts(*, path: str, extension: str, size: int, head: bytes, tail: bytes) -> dict[str, Any]:
+    """Facts from the file's first :data:`HEAD_BYTES` and last :data:`TAIL_BYTES` bytes."""
+    if size == 0:
+        raise ImageError(f"{path}: empty file (0 bytes)")
+    raw = _decompressed_head(head, path) if extension == ".nii.gz" else head
+    header = _header(raw, path)
+    shape = [int(d) for d in header.get_data_shape()]
+    dtype = np.dtype(header.get_data_dtype())
+    needed = int(header["vox_offset"]) + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if extension == ".nii.gz":
+        stored = struct.unpack("<I", tail[-4:])[0] if len(tail) >= 4 else 0
+        if needed < 2**32 and stored != needed:
+            raise ImageError(
+                f"{path}: truncated or corrupt: gzip trailer says {stored} uncompressed bytes, "
+                f"the header needs {needed}"
+            )
+    elif size < needed:
+        raise ImageError(f"{path}: truncated: {size} bytes, the header needs {needed}")
+    zooms = [float(z) for z in header.get_zooms()]
+    space_unit, time_unit = header.get_xyzt_units()
+    facts: dict[str, Any] = {
+        "nifti_version": 2 if isinstance(header, nib.Nifti2Header) else 1,
+        "ndim": len(shape),
+        "shape": shape,
+        "voxel_size": [round(z, 6) for z in zooms[:3]],
+        "dtype": dtype.name,
+        "space_unit": space_unit,
+        "time_unit": time_unit,
+    }
+    for name, value in zip(("nx", "ny", "nz", "nt"), shape, strict=False):
+        facts[name] = value
+    for name, zoom in zip(("vx", "vy", "vz"), zooms, strict=False):
+        facts[name] = round(zoom, 6)
+    if len(shape) >= 4 and len(zooms) >= 4:
+        facts["tr"] = round(zooms[3] * _TIME_SCALE.get(time_unit, 1.0), 6)
+    try:
+        facts["orientation"] = "".join(nib.aff2axcodes(header.get_best_affine()))
+    except Exception:  # a degenerate affine has no orientation; the other facts still hold
+        facts["orientation"] = None
+    return facts

@@ -1,0 +1,210 @@
+"""Classify and parse one path inside a BIDS dataset, using the schema's vocabulary.
+
+``parse_path("sub-01/ses-1/anat/sub-01_ses-1_T1w.nii.gz")`` gives a :class:`BidsPath`
+with its entities, datatype, suffix, extension and what kind of file it is: a data file
+(indexed as a record), a metadata file that feeds other records (sidecar JSON,
+participants.tsv, sessions.tsv, dataset_description.json), a top-level document, or an
+object in an opaque folder (code/, sourcedata/ ...). Malformed names raise
+:class:`~rollerblade.errors.BidsNameError` saying what is wrong and what would be valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Literal
+
+from rollerblade.abids.schema import FileRule, Vocabulary, vocabulary
+from rollerblade.errors import BidsNameError
+
+PathKind = Literal[
+    "data",  # a file indexed as a scan record
+    "sidecar",  # a JSON sidecar (inheritance principle)
+    "participants",  # participants.tsv
+    "participants_json",  # participants.json (column descriptions, units)
+    "sessions",  # sub-<label>_sessions.tsv
+    "description",  # dataset_description.json
+    "document",  # README, CHANGES, LICENSE, *_sessions.json ...: kept, not indexed
+    "opaque",  # anything inside code/, sourcedata/, derivatives/, stimuli/ ...
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class BidsPath:
+    """One parsed dataset path. ``path`` is the unit: for a directory-format file
+    (``.ds/``, ``.ome.zarr/``) it is the folder, not the member object."""
+
+    path: str
+    kind: PathKind
+    directory: str
+    entities: dict[str, str] = dataclasses.field(default_factory=dict)
+    datatype: str | None = None
+    suffix: str | None = None
+    extension: str = ""
+
+    def all_entities(self) -> dict[str, str]:
+        """Filename entities plus ``datatype``, ``suffix`` and ``extension`` (the query view)."""
+        out = dict(self.entities)
+        if self.datatype:
+            out["datatype"] = self.datatype
+        if self.suffix:
+            out["suffix"] = self.suffix
+        out["extension"] = self.extension
+        return out
+
+
+def split_extension(filename: str, vocab: Vocabulary) -> tuple[str, str]:
+    """Split ``sub-01_T1w.nii.gz`` into (``sub-01_T1w``, ``.nii.gz``) with schema extensions."""
+    for ext in vocab.extensions:
+        bare = ext.rstrip("/")
+        if filename.endswith(bare) and len(filename) > len(bare):
+            return filename[: -len(bare)], ext
+    dot = filename.find(".")
+    return (filename, "") if dot < 0 else (filename[:dot], filename[dot:])
+
+
+def _suggest(word: str, choices: frozenset[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+def parse_stem(path: str, stem: str, vocab: Vocabulary) -> tuple[dict[str, str], str]:
+    """Parse ``sub-01_ses-1_T1w`` into ({'sub': '01', 'ses': '1'}, 'T1w'), checking the schema."""
+    parts = stem.split("_")
+    suffix = parts[-1]
+    if "-" in suffix or not suffix:
+        raise BidsNameError(path, f"the name must end with a suffix such as _T1w or _bold, not {suffix!r}")
+    if suffix not in vocab.suffixes:
+        raise BidsNameError(path, f"unknown suffix {suffix!r}{_suggest(suffix, vocab.suffixes)}")
+    entities: dict[str, str] = {}
+    last = -1
+    for pair in parts[:-1]:
+        key, sep, value = pair.partition("-")
+        if not sep or not key or not value:
+            raise BidsNameError(path, f"{pair!r} is not a key-value entity like sub-01")
+        if key not in vocab.entity_names:
+            hint = _suggest(key, vocab.entity_order)
+            if key in vocab.entity_keys:
+                hint = f" (the filename key of {key!r} is {vocab.entity_keys[key]!r})"
+            raise BidsNameError(path, f"unknown entity {key!r}{hint}")
+        if key in entities:
+            raise BidsNameError(path, f"entity {key!r} appears twice")
+        if not vocab.entity_patterns[key].fullmatch(value):
+            raise BidsNameError(path, f"{key}-{value}: value must match {vocab.entity_patterns[key].pattern}")
+        order = vocab.key_order(key)
+        if order < last:
+            previous = max(entities, key=vocab.key_order)
+            in_order = ", ".join(k for k in vocab.entity_order if k in entities or k == key)
+            raise BidsNameError(
+                path, f"entities out of order: {key!r} must come before {previous!r} (BIDS order: {in_order})"
+            )
+        last = order
+        entities[key] = value
+    return entities, suffix
+
+
+def _check_rule(
+    path: str, rule: FileRule | None, datatype: str, suffix: str, entities: dict[str, str], extension: str
+) -> None:
+    if rule is None:
+        raise BidsNameError(path, f"suffix {suffix!r} is not allowed in a {datatype}/ folder")
+    if extension not in rule.extensions:
+        raise BidsNameError(
+            path,
+            f"extension {extension or '(none)'!r} is not allowed for {datatype}/{suffix} "
+            f"(allowed: {', '.join(sorted(rule.extensions))})",
+        )
+    extra = set(entities) - rule.entities
+    if extra:
+        raise BidsNameError(
+            path,
+            f"entity {', '.join(sorted(extra))!r} is not allowed for {datatype}/{suffix} "
+            f"(allowed: {', '.join(sorted(rule.entities))})",
+        )
+    missing = rule.required - set(entities)
+    if missing:
+        raise BidsNameError(path, f"{datatype}/{suffix} requires entity {', '.join(sorted(missing))}")
+
+
+def _unit(parts: list[str], vocab: Vocabulary) -> list[str]:
+    """Cut a member of a directory-format file (``x_meg.ds/a/b``) back to its unit."""
+    for i, part in enumerate(parts[:-1]):
+        if any(part.endswith(ext) for ext in vocab.directory_extensions):
+            return parts[: i + 1]
+    return parts
+
+
+def parse_path(path: str, *, derivative: bool = False) -> BidsPath:
+    """Classify and parse a dataset-relative path (``/``-separated, already checked safe)."""
+    vocab = vocabulary()
+    parts = path.split("/")
+    if parts[0] in vocab.opaque_directories or parts[0] in ("phenotype", ".git", ".datalad"):
+        return BidsPath(path, "opaque", "/".join(parts[:-1]))
+    parts = _unit(parts, vocab)
+    unit = "/".join(parts)
+    directory = "/".join(parts[:-1])
+    name = parts[-1]
+    if len(parts) == 1:
+        return _parse_top_level(unit, name, vocab)
+    subject = parts[0]
+    if not subject.startswith("sub-") or not vocab.entity_patterns["sub"].fullmatch(subject[4:]):
+        allowed = ", ".join(sorted(vocab.opaque_directories))
+        raise BidsNameError(unit, f"top-level folder {subject!r} must be sub-<label> or one of {allowed}")
+    folders = parts[1:-1]
+    session = None
+    if folders and folders[0].startswith("ses-"):
+        session = folders.pop(0)[4:]
+    if len(folders) > 1:
+        raise BidsNameError(unit, f"too deeply nested: expected sub-<label>/[ses-<label>/]<datatype>/{name}")
+    stem, extension = split_extension(name, vocab)
+    entities, suffix = parse_stem(unit, stem, vocab)
+    if entities.get("sub") != subject[4:]:
+        raise BidsNameError(unit, f"file name says sub-{entities.get('sub')} but it is in folder {subject}")
+    if session is not None and entities.get("ses") != session:
+        raise BidsNameError(unit, f"file name says ses-{entities.get('ses')} but it is in folder ses-{session}")
+    if not folders:
+        return _parse_subject_level(unit, directory, entities, suffix, extension)
+    datatype = folders[0]
+    if datatype not in vocab.datatypes:
+        raise BidsNameError(unit, f"unknown datatype folder {datatype!r}{_suggest(datatype, vocab.datatypes)}")
+    rules = vocab.deriv_rules if derivative else vocab.raw_rules
+    rule = rules.get((datatype, suffix))
+    if derivative and rule is None:
+        rule = vocab.raw_rules.get((datatype, suffix))
+    if derivative:
+        # Derivatives may add space/desc/res/... to any raw name: check entity keys only.
+        rule = FileRule(rule.extensions, frozenset(vocab.entity_order), frozenset({"sub"})) if rule else None
+    _check_rule(unit, rule, datatype, suffix, entities, extension)
+    kind: PathKind = "sidecar" if extension == ".json" else "data"
+    return BidsPath(unit, kind, directory, entities, datatype, suffix, extension)
+
+
+def _parse_top_level(path: str, name: str, vocab: Vocabulary) -> BidsPath:
+    if name == "dataset_description.json":
+        return BidsPath(path, "description", "", extension=".json")
+    if name == "participants.tsv":
+        return BidsPath(path, "participants", "", extension=".tsv")
+    if name == "participants.json":
+        return BidsPath(path, "participants_json", "", extension=".json")
+    if name in vocab.top_level_files or name.split(".")[0] in ("samples", "README", "CHANGES", "LICENSE"):
+        return BidsPath(path, "document", "")
+    stem, extension = split_extension(name, vocab)
+    if extension != ".json":
+        raise BidsNameError(
+            path,
+            "unknown top-level file: expected dataset_description.json, README, "
+            "participants.tsv or an inherited sidecar such as task-rest_bold.json",
+        )
+    entities, suffix = parse_stem(path, stem, vocab)
+    return BidsPath(path, "sidecar", "", entities, None, suffix, extension)
+
+
+def _parse_subject_level(path: str, directory: str, entities: dict[str, str], suffix: str, extension: str) -> BidsPath:
+    if suffix == "sessions":
+        kind: PathKind = "sessions" if extension == ".tsv" else "document"
+        return BidsPath(path, kind, directory, entities, None, suffix, extension)
+    if suffix == "scans" and extension in (".tsv", ".json"):
+        return BidsPath(path, "document", directory, entities, None, suffix, extension)
+    if extension == ".json":
+        return BidsPath(path, "sidecar", directory, entities, None, suffix, extension)
+    raise BidsNameError(path, "a data file must be inside a datatype folder (anat/, func/, dwi/, fmap/ ...)")

@@ -1,0 +1,71 @@
+"""participants.tsv and sessions.tsv: typed rows keyed by participant / session id.
+
+Values are typed the way a user expects to query them: integers and decimals become
+numbers, ``n/a`` (and an empty cell) becomes null, everything else stays text. Bad rows
+(ragged) are reported with their line numbers and left out; the good rows are kept.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rollerblade.errors import InputError
+
+_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
+
+
+def typed_value(text: str) -> Any:
+    """``"63"`` -> 63, ``"63.5"`` -> 63.5, ``"n/a"`` -> None, ``"F"`` -> ``"F"``."""
+    text = text.strip()
+    if text in ("n/a", ""):
+        return None
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    return text
+
+
+def decode_text(data: bytes, path: str) -> str:
+    """Decode UTF-8 (a BOM is dropped) or raise an error naming the file and byte offset."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); save the file as UTF-8"
+        ) from e
+
+
+def parse_tsv(data: bytes, path: str, *, id_column: str) -> tuple[dict[str, Any], str | None]:
+    """Parse a BIDS TSV into ``{"columns": [...], "rows": {id: {column: value}}}``.
+
+    Returns the content and an error message (``None`` when every row was good). Raises
+    :class:`InputError` when nothing usable is there (not UTF-8, no id column).
+    """
+    text = decode_text(data, path)
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise InputError(f"{path}: empty table, expected a header line with {id_column!r}")
+    columns = [c.strip() for c in lines[0].split("\t")]
+    if id_column not in columns:
+        raise InputError(f"{path}: header has no {id_column!r} column (columns: {', '.join(columns)})")
+    id_index = columns.index(id_column)
+    rows: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        cells = line.split("\t")
+        if len(cells) != len(columns):
+            problems.append(f"line {number} has {len(cells)} values, the header has {len(columns)}")
+            continue
+        row_id = cells[id_index].strip()
+        if row_id in rows:
+            problems.append(f"line {number} repeats {id_column} {row_id!r}")
+            continue
+        rows[row_id] = {col: typed_value(cell) for col, cell in zip(columns, cells, strict=True)}
+        rows[row_id][id_column] = row_id
+    error = f"{path}: " + "; ".join(problems) + " (those rows are ignored)" if problems else None
+    return {"columns": columns, "rows": rows}, error

@@ -1,0 +1,204 @@
+"""The Index port on one SQLite file (the embedded default).
+
+Tables: ``records`` (one row per data file: the record document plus its flat query view
+as JSON ``s``/``n``, see :mod:`rollerblade.adapters.sqlite_query`), ``metadata`` (sidecars
+and tables by folder), ``datasets`` and ``fields`` (every flat field name ever written,
+for "did you mean" suggestions). WAL mode; one writer at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rollerblade.adapters.sqlite_query import INDEXED_FIELDS, compile_where, text_expr
+from rollerblade.errors import TemporaryError
+from rollerblade.ports import Index
+from rollerblade.query import ast
+from rollerblade.query.fields import flatten, number_form, text_form
+from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    dataset TEXT NOT NULL,
+    path TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    s TEXT NOT NULL,
+    n TEXT NOT NULL,
+    PRIMARY KEY (dataset, path)
+);
+CREATE TABLE IF NOT EXISTS metadata (
+    dataset TEXT NOT NULL,
+    path TEXT NOT NULL,
+    directory TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (dataset, path)
+);
+CREATE INDEX IF NOT EXISTS metadata_directory ON metadata (dataset, directory);
+CREATE TABLE IF NOT EXISTS datasets (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS fields (name TEXT PRIMARY KEY);
+"""
+
+
+def _views(record: ScanRecord) -> tuple[str, str, set[str]]:
+    flat = flatten(record)
+    numbers = {k: x for k, v in flat.items() if (x := number_form(v)) is not None and math.isfinite(x)}
+    texts = {k: text_form(v) for k, v in flat.items()}
+    return json.dumps(texts, separators=(",", ":")), json.dumps(numbers, separators=(",", ":")), set(flat)
+
+
+class SqliteIndex(Index):
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        with self._db:
+            self._db.executescript(_SCHEMA)
+            for field in INDEXED_FIELDS:
+                self._db.execute(f"CREATE INDEX IF NOT EXISTS records_{field} ON records ({text_expr(field)})")
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._fields: set[str] = {row[0] for row in self._db.execute("SELECT name FROM fields")}
+
+    def __repr__(self) -> str:
+        return f"SqliteIndex({self.path!r})"
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _write(self, statements: Iterable[tuple[str, Sequence[Any] | Iterable[Sequence[Any]], bool]]) -> None:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for sql, params, many in statements:
+                        if many:
+                            self._db.executemany(sql, params)
+                        else:
+                            self._db.execute(sql, params)  # type: ignore[arg-type]
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                if "locked" in str(e) or "busy" in str(e):
+                    raise TemporaryError(f"index {self.path} is busy: {e}", delay=0.5) from e
+                raise
+
+    def _record_rows(self, records: Sequence[ScanRecord]) -> tuple[list[tuple[Any, ...]], list[tuple[str]]]:
+        rows = []
+        new_fields: set[str] = set()
+        for record in records:
+            s, n, names = _views(record)
+            new_fields |= names - self._fields
+            doc = json.dumps(record.to_doc(), separators=(",", ":"))
+            rows.append((record.dataset, record.path, record.generation, doc, s, n))
+        self._fields |= new_fields
+        return rows, [(f,) for f in sorted(new_fields)]
+
+    # -- records -------------------------------------------------------------------
+    def put_records(self, *, records: Sequence[ScanRecord]) -> None:
+        rows, fields = self._record_rows(records)
+        self._write(
+            [
+                ("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", rows, True),
+                ("INSERT OR IGNORE INTO fields VALUES (?)", fields, True),
+            ]
+        )
+
+    def delete_records(self, *, keys: Sequence[tuple[str, str]]) -> None:
+        self._write([("DELETE FROM records WHERE dataset = ? AND path = ?", list(keys), True)])
+
+    def get_record(self, *, dataset: str, path: str) -> ScanRecord | None:
+        row = self._db.execute("SELECT doc FROM records WHERE dataset = ? AND path = ?", (dataset, path)).fetchone()
+        return ScanRecord.from_doc(json.loads(row[0])) if row else None
+
+    def records(self, *, dataset: str, prefix: str = "") -> Iterator[ScanRecord]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        cursor = self._db.execute(
+            "SELECT doc FROM records WHERE dataset = ? AND path LIKE ? ESCAPE '\\' ORDER BY path",
+            (dataset, escaped + "%"),
+        )
+        for (doc,) in cursor:
+            yield ScanRecord.from_doc(json.loads(doc))
+
+    def query(self, *, node: ast.Node, limit: int | None = None) -> Iterator[ScanRecord]:
+        where, params = compile_where(node)
+        sql = f"SELECT doc FROM records WHERE {where} ORDER BY dataset, path"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        for (doc,) in self._db.execute(sql, params):
+            yield ScanRecord.from_doc(json.loads(doc))
+
+    def count(self, *, node: ast.Node) -> int:
+        where, params = compile_where(node)
+        return int(self._db.execute(f"SELECT count(*) FROM records WHERE {where}", params).fetchone()[0])
+
+    def known_fields(self) -> set[str]:
+        return set(self._fields)
+
+    # -- metadata files -------------------------------------------------------------
+    def put_metadata(self, *, files: Sequence[MetadataFile]) -> None:
+        rows = [(m.dataset, m.path, m.directory, json.dumps(m.to_doc())) for m in files]
+        self._write([("INSERT OR REPLACE INTO metadata VALUES (?, ?, ?, ?)", rows, True)])
+
+    def delete_metadata(self, *, keys: Sequence[tuple[str, str]]) -> None:
+        self._write([("DELETE FROM metadata WHERE dataset = ? AND path = ?", list(keys), True)])
+
+    def metadata(self, *, dataset: str, directories: Iterable[str] | None = None) -> list[MetadataFile]:
+        if directories is None:
+            cursor = self._db.execute("SELECT doc FROM metadata WHERE dataset = ? ORDER BY path", (dataset,))
+        else:
+            dirs = list(directories)
+            cursor = self._db.execute(
+                f"SELECT doc FROM metadata WHERE dataset = ? AND directory IN ({', '.join('?' * len(dirs))}) "
+                "ORDER BY path",
+                (dataset, *dirs),
+            )
+        return [MetadataFile.from_doc(json.loads(doc)) for (doc,) in cursor]
+
+    def replace_dataset(self, *, name: str, records: Sequence[ScanRecord], metadata: Sequence[MetadataFile]) -> None:
+        rows, fields = self._record_rows(records)
+        meta_rows = [(m.dataset, m.path, m.directory, json.dumps(m.to_doc())) for m in metadata]
+        self._write(
+            [
+                ("DELETE FROM records WHERE dataset = ?", (name,), False),
+                ("DELETE FROM metadata WHERE dataset = ?", (name,), False),
+                ("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)", rows, True),
+                ("INSERT INTO metadata VALUES (?, ?, ?, ?)", meta_rows, True),
+                ("INSERT OR IGNORE INTO fields VALUES (?)", fields, True),
+            ]
+        )
+
+    # -- datasets -------------------------------------------------------------------
+    def put_dataset(self, *, info: DatasetInfo) -> None:
+        self._write([("INSERT OR REPLACE INTO datasets VALUES (?, ?)", (info.name, json.dumps(info.to_doc())), False)])
+
+    def get_dataset(self, *, name: str) -> DatasetInfo | None:
+        row = self._db.execute("SELECT doc FROM datasets WHERE name = ?", (name,)).fetchone()
+        return DatasetInfo.from_doc(json.loads(row[0])) if row else None
+
+    def datasets(self) -> list[DatasetInfo]:
+        return [
+            DatasetInfo.from_doc(json.loads(doc))
+            for (doc,) in self._db.execute("SELECT doc FROM datasets ORDER BY name")
+        ]
+
+    def dataset_stats(self, *, name: str) -> Mapping[str, int]:
+        records, errors = self._db.execute(
+            "SELECT count(*), count(json_extract(s, '$.\"error\"')) FROM records WHERE dataset = ?", (name,)
+        ).fetchone()
+        (metadata,) = self._db.execute("SELECT count(*) FROM metadata WHERE dataset = ?", (name,)).fetchone()
+        return {"records": int(records), "errors": int(errors), "metadata": int(metadata)}

@@ -1,0 +1,255 @@
+"""``rollerblade``: the command-line entry point.
+
+Every command loads settings once, opens the stack, makes one call into the pipeline
+and prints the result. :func:`main` maps the project's errors to one-line messages
+(exit 1 for user errors, 2 for usage), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rollerblade import errors
+from rollerblade.cli import output
+from rollerblade.pipeline import download as downloading
+from rollerblade.pipeline import importing, querying, reindex
+from rollerblade.records import Actor, default_actor
+from rollerblade.settings import Settings
+from rollerblade.stack import Stack, open_stack
+
+
+class Context:
+    def __init__(self, settings: Settings, actor: Actor) -> None:
+        self.settings = settings
+        self.actor = actor
+        self._stack: Stack | None = None
+
+    @property
+    def stack(self) -> Stack:
+        if self._stack is None:
+            self._stack = open_stack(self.settings)
+        return self._stack
+
+    def close(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the embedded store [env: ROLLERBLADE_HOME; default: ~/.rollerblade].",
+)
+@click.option("--as", "actor", default=None, metavar="USER", help="Act as this user [default: the OS user].")
+@click.version_option(package_name="rollerblade")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, actor: str | None) -> None:
+    """Rollerblade: store, index, query and download BIDS brain-imaging data."""
+    settings = Settings.from_env(os.environ, home=home)
+    ctx.obj = Context(settings, Actor(actor) if actor else default_actor())
+    ctx.call_on_close(ctx.obj.close)
+
+
+@cli.command()
+@pass_context
+def init(ctx: Context) -> None:
+    """Create the embedded store (bucket folder, SQLite index, event queue)."""
+    stack = ctx.stack
+    output.info(f"store ready at {ctx.settings.home}")
+    click.echo(str(stack.settings.home))
+
+
+@cli.command("import")
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--dataset", "dataset", required=True, help="Name of the new dataset.")
+@pass_context
+def import_(ctx: Context, source: Path, dataset: str) -> None:
+    """Import the BIDS folder SOURCE as a new dataset and index every file."""
+    stack = ctx.stack
+    bars: dict[str, Any] = {}
+    with output.progress_bar("uploading") as upload, output.progress_bar("indexing") as index_bar:
+        bars["upload"], bars["index"] = upload, index_bar
+        report = importing.import_dataset(
+            source,
+            dataset=dataset,
+            storage=stack.storage,
+            index=stack.index,
+            bus=stack.bus,
+            actor=ctx.actor,
+            progress=lambda stage, done, total: bars[stage](done, total),
+        )
+    for path, why in report.skipped:
+        output.info(f"skipped {path}: {why}")
+    for path, error in report.errors:
+        output.info(f"error: {error}" if error.startswith(path) else f"error: {path}: {error}")
+    click.echo(
+        f"imported {report.files} files into dataset {report.dataset!r}: {report.records} records, "
+        f"{len(report.errors)} with errors, {len(report.skipped)} skipped"
+    )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_context
+def datasets(ctx: Context, as_json: bool) -> None:
+    """List datasets with their record counts."""
+    index = ctx.stack.index
+    for info in index.datasets():
+        stats = index.dataset_stats(name=info.name)
+        if as_json:
+            click.echo(json.dumps({**info.to_doc(), **stats}))
+        else:
+            name = info.description.get("Name", "")
+            click.echo(f"{info.name}\t{stats['records']} records\t{stats['errors']} errors\towner {info.owner}\t{name}")
+
+
+@cli.command("reindex")
+@click.option("--dataset", "names", multiple=True, help="Only this dataset (repeatable) [default: all].")
+@pass_context
+def reindex_(ctx: Context, names: tuple[str, ...]) -> None:
+    """Rebuild the index of datasets from what the store holds."""
+    stack = ctx.stack
+    targets = list(names) or _stored_datasets(stack)
+    for name in targets:
+        with output.progress_bar(f"reindexing {name}") as bar:
+            report = reindex.reindex_dataset(
+                name,
+                storage=stack.storage,
+                index=stack.index,
+                actor=ctx.actor,
+                progress=bar,
+                workers=ctx.settings.workers,
+            )
+        click.echo(
+            f"{name}: {report.records} records, {report.metadata} metadata files, "
+            f"{len(report.errors)} errors, {report.removed} removed"
+        )
+
+
+def _stored_datasets(stack: Stack) -> list[str]:
+    names = {info.name for info in stack.index.datasets()}
+    for obj in stack.storage.list(prefix="datasets/"):
+        names.add(obj.key.split("/")[1])
+    return sorted(names)
+
+
+@cli.command()
+@click.argument("query", default="")
+@click.option("--count", is_flag=True, help="Print only the number of matching records.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many records.")
+@pass_context
+def query(ctx: Context, query: str, count: bool, as_json: bool, limit: int | None) -> None:
+    """Print the records an aBIDS QUERY selects (see docs/query-language.md).
+
+    Example: rollerblade query 'suffix=T1w AND participant.age>=60'
+    """
+    if count and as_json:
+        raise click.UsageError("--count and --json cannot be combined: --count prints one number")
+    index = ctx.stack.index
+    if count:
+        click.echo(str(querying.count_records(query, index=index, actor=ctx.actor)))
+        return
+    for record in querying.find_records(query, index=index, actor=ctx.actor, limit=limit):
+        click.echo(output.record_json(record) if as_json else output.record_line(record))
+
+
+@cli.command()
+@click.argument("target", metavar="DATASET/PATH")
+@pass_context
+def show(ctx: Context, target: str) -> None:
+    """Show everything the index knows about one file, as JSON."""
+    dataset, sep, path = target.partition("/")
+    if not sep or not path:
+        raise click.BadParameter("expected DATASET/PATH, e.g. ds1/sub-01/anat/sub-01_T1w.nii.gz", param_hint="TARGET")
+    record = ctx.stack.index.get_record(dataset=dataset, path=path)
+    if record is None:
+        raise errors.NotFound("record", target)
+    doc: dict[str, Any] = dict(record.to_doc())
+    units = {
+        m.path: m.content
+        for m in ctx.stack.index.metadata(dataset=dataset, directories=[""])
+        if m.kind == "participants_json" and isinstance(m.content, dict)
+    }
+    if units:
+        doc["participant_columns"] = units.get("participants.json")
+    click.echo(json.dumps(doc, indent=2))
+
+
+@cli.command()
+@click.argument("query")
+@click.argument("destination", type=click.Path(file_okay=False, path_type=Path))
+@pass_context
+def download(ctx: Context, query: str, destination: Path) -> None:
+    """Download what QUERY selects into DESTINATION, one valid BIDS folder per dataset."""
+    stack = ctx.stack
+    with output.progress_bar("downloading") as bar:
+        report = downloading.download_query(
+            query,
+            destination,
+            storage=stack.storage,
+            index=stack.index,
+            actor=ctx.actor,
+            progress=bar,
+        )
+    if not report.datasets:
+        output.info("the query selected no records; nothing written")
+    for dataset, files in report.datasets.items():
+        click.echo(f"{destination / dataset}\t{files} files")
+
+
+@cli.command()
+@click.option(
+    "--subjects",
+    type=click.IntRange(2, 500),
+    default=24,
+    show_default=True,
+    help="How many participants the generated cohort has.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the cohort and downloads [default: HOME/demo].",
+)
+@pass_context
+def demo(ctx: Context, subjects: int, workdir: Path | None) -> None:
+    """Build a multi-site cohort from real brain images, import, query and download it."""
+    from rollerblade.demo import run as demo_run
+
+    demo_run.run_demo(
+        ctx.stack, actor=ctx.actor, subjects=subjects, workdir=workdir or ctx.settings.home / "demo", echo=click.echo
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry: run the CLI, turning Rollerblade errors into one clear line."""
+    try:
+        cli.main(args=argv, prog_name="rollerblade", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except errors.RollerbladeError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted; run the same command again to finish", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

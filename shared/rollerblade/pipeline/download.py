@@ -1,0 +1,155 @@
+"""Download what a query selects as valid BIDS: one folder per source dataset.
+
+Each folder holds the selected files, every sidecar they inherit from,
+``dataset_description.json`` and README (generated if the source has none), and
+``participants.tsv`` / ``sessions.tsv`` reduced to the selected participants and
+sessions (``participants.json`` is copied). A folder is written under a temporary name
+and renamed when complete, so an interrupted download never looks finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from rollerblade.abids import layout, sidecars, tables
+from rollerblade.abids.paths import parse_path
+from rollerblade.abids.schema import vocabulary
+from rollerblade.errors import AlreadyExists, NotFound
+from rollerblade.pipeline.context import DatasetContext
+from rollerblade.pipeline.querying import find_records
+from rollerblade.ports import Index, Storage
+from rollerblade.records import Actor, ScanRecord
+
+Progress = Callable[[int, int], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class DownloadReport:
+    destination: Path
+    datasets: dict[str, int]  # dataset -> files written
+    records: int
+
+
+def download_query(
+    text: str,
+    destination: Path,
+    *,
+    storage: Storage,
+    index: Index,
+    actor: Actor,
+    progress: Progress | None = None,
+) -> DownloadReport:
+    """Write the query's selection under ``destination/<dataset>/``."""
+    by_dataset: dict[str, list[ScanRecord]] = defaultdict(list)
+    for record in find_records(text, index=index, actor=actor):
+        by_dataset[record.dataset].append(record)
+    for dataset in by_dataset:
+        target = destination / dataset
+        if target.exists() and any(target.iterdir()):
+            raise AlreadyExists("folder", str(target), "download into an empty or new destination")
+    total = sum(len(r) for r in by_dataset.values())
+    done = 0
+    written: dict[str, int] = {}
+    for dataset, records in by_dataset.items():
+        partial = destination / f".{dataset}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        count = 0
+        for record in records:
+            count += _copy_record(storage, dataset, record, partial)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        count += _write_dataset_files(storage, index, dataset, records, partial)
+        target = destination / dataset
+        if target.exists():
+            target.rmdir()
+        partial.rename(target)
+        written[dataset] = count
+    return DownloadReport(destination=destination, datasets=written, records=total)
+
+
+def _copy(storage: Storage, dataset: str, path: str, root: Path) -> None:
+    out = root / path
+    out.parent.mkdir(parents=True, exist_ok=True)
+    storage.download(key=layout.dataset_key(dataset, path), destination=str(out))
+
+
+def _copy_record(storage: Storage, dataset: str, record: ScanRecord, root: Path) -> int:
+    if record.entities.get("extension", "").endswith("/"):
+        members = list(storage.list(prefix=layout.dataset_key(dataset, record.path) + "/"))
+        prefix = layout.dataset_prefix(dataset)
+        for member in members:
+            _copy(storage, dataset, member.key[len(prefix) :], root)
+        return len(members)
+    _copy(storage, dataset, record.path, root)
+    return 1
+
+
+def _write_dataset_files(storage: Storage, index: Index, dataset: str, records: list[ScanRecord], root: Path) -> int:
+    context = DatasetContext(index.metadata(dataset=dataset))
+    needed: set[str] = set()
+    for record in records:
+        if record.entities:
+            parsed = parse_path(record.path)
+            _, used = sidecars.effective_metadata(parsed, context.sidecars_for(parsed.directory))
+            needed.update(used)
+    for path in sorted(needed):
+        _copy(storage, dataset, path, root)
+    count = len(needed)
+    count += _write_description(storage, dataset, root)
+    count += _write_readme(storage, dataset, root)
+    subjects = {f"sub-{r.entities['sub']}" for r in records if "sub" in r.entities}
+    sessions = {(f"sub-{r.entities['sub']}", f"ses-{r.entities['ses']}") for r in records if "ses" in r.entities}
+    count += _reduce_table(storage, dataset, "participants.tsv", root, keep=lambda row_id: row_id in subjects)
+    count += _copy_if_exists(storage, dataset, "participants.json", root)
+    for sub in sorted(subjects):
+        path = f"{sub}/{sub}_sessions.tsv"
+        count += _reduce_table(storage, dataset, path, root, keep=lambda ses, sub=sub: (sub, ses) in sessions)  # type: ignore[misc]
+        count += _copy_if_exists(storage, dataset, f"{sub}/{sub}_sessions.json", root)
+    return count
+
+
+def _copy_if_exists(storage: Storage, dataset: str, path: str, root: Path) -> int:
+    try:
+        _copy(storage, dataset, path, root)
+    except NotFound:
+        return 0
+    return 1
+
+
+def _write_description(storage: Storage, dataset: str, root: Path) -> int:
+    if _copy_if_exists(storage, dataset, "dataset_description.json", root):
+        return 1
+    description = {"Name": dataset, "BIDSVersion": vocabulary().bids_version, "DatasetType": "raw"}
+    (root / "dataset_description.json").write_text(json.dumps(description, indent=2) + "\n")
+    return 1
+
+
+def _write_readme(storage: Storage, dataset: str, root: Path) -> int:
+    for name in ("README", "README.md", "README.txt", "README.rst"):
+        if _copy_if_exists(storage, dataset, name, root):
+            return 1
+    (root / "README.md").write_text(f"# {dataset}\n\nA selection of dataset {dataset!r} downloaded with Rollerblade.\n")
+    return 1
+
+
+def _reduce_table(storage: Storage, dataset: str, path: str, root: Path, keep: Callable[[str], bool]) -> int:
+    """Copy a TSV keeping the header and the rows whose first column ``keep`` accepts."""
+    try:
+        data = storage.read(key=layout.dataset_key(dataset, path))
+    except NotFound:
+        return 0
+    lines = tables.decode_text(data, path).splitlines()
+    if not lines:
+        return 0
+    kept = [lines[0]] + [line for line in lines[1:] if line.strip() and keep(line.split("\t")[0].strip())]
+    out = root / path
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return 1

@@ -1,0 +1,71 @@
+"""The local event loop: deliver queued object events to ``index_object`` until none remain.
+
+The same messages a bucket notification would carry go through the durable bus, so an
+interrupted import resumes by draining again. A handler error that may pass
+(``TemporaryError``, an unexpected exception) is nacked and retried later; a message
+that keeps failing ends in the bus's dead letters, never blocking the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+
+from rollerblade.errors import TemporaryError
+from rollerblade.pipeline.indexing import IndexOutcome, index_object
+from rollerblade.ports import EventBus, Index, Storage
+from rollerblade.records import Actor, ObjectEvent
+
+log = logging.getLogger(__name__)
+
+OBJECTS_TOPIC = "objects"
+
+
+@dataclasses.dataclass
+class DrainReport:
+    handled: int = 0
+    retried: int = 0
+    outcomes: list[IndexOutcome] = dataclasses.field(default_factory=list)
+
+
+def drain_object_events(
+    *,
+    bus: EventBus,
+    storage: Storage,
+    index: Index,
+    actor: Actor,
+    progress: Callable[[int], None] | None = None,
+    batch: int = 256,
+) -> DrainReport:
+    """Handle every deliverable message on the objects topic; returns what happened."""
+    report = DrainReport()
+    while True:
+        messages = bus.pull(topic=OBJECTS_TOPIC, max_messages=batch)
+        if not messages:
+            return report
+        done: list[str] = []
+        for message_id, body in messages:
+            try:
+                event = ObjectEvent.from_message(body)
+            except ValueError as e:
+                log.error("dropping malformed object event %s: %s", message_id, e)
+                done.append(message_id)
+                continue
+            try:
+                outcome = index_object(event, storage=storage, index=index, actor=actor)
+            except TemporaryError as e:
+                bus.nack(message_id=message_id, delay=e.delay, error=str(e))
+                report.retried += 1
+                continue
+            except Exception as e:  # a bug or an outage: retry later, never lose the event
+                log.exception("indexing %s failed; it will be retried", event.key)
+                bus.nack(message_id=message_id, delay=0.0, error=f"{type(e).__name__}: {e}")
+                report.retried += 1
+                continue
+            done.append(message_id)
+            report.outcomes.append(outcome)
+            report.handled += 1
+            if progress is not None:
+                progress(1)
+        bus.ack(message_ids=done)

@@ -1,0 +1,33 @@
+"""Run an aBIDS query against the index on behalf of an actor.
+
+Parsing and the field check happen here once, for every entry point; the index adapter
+compiles the AST natively. ``actor`` is recorded for the permissions layer, which adds
+its checks here without changing these signatures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from rollerblade.ports import Index
+from rollerblade.query import ast
+from rollerblade.query.fields import check_fields
+from rollerblade.query.parser import parse_query
+from rollerblade.records import Actor, ScanRecord
+
+
+def compile_query(text: str, *, index: Index) -> ast.Node:
+    """Parse ``text`` and check its fields against the index (raises ``QueryError``)."""
+    node = parse_query(text)
+    check_fields(node, text, index.known_fields())
+    return node
+
+
+def find_records(text: str, *, index: Index, actor: Actor, limit: int | None = None) -> Iterator[ScanRecord]:
+    """Records matching ``text``, ordered by (dataset, path)."""
+    node = compile_query(text, index=index)
+    return index.query(node=node, limit=limit)
+
+
+def count_records(text: str, *, index: Index, actor: Actor) -> int:
+    return index.count(node=compile_query(text, index=index))

@@ -1,0 +1,107 @@
+"""Rebuild a dataset's index entries in batch from what storage holds.
+
+Uses the same parsing and :func:`~rollerblade.pipeline.context.build_record` as the
+incremental handler, so after any order of events the index equals what this builds.
+Storage facts and header reads run in a small thread pool (I/O bound).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+from collections.abc import Callable
+
+from rollerblade.abids import layout
+from rollerblade.abids.paths import BidsPath, parse_path
+from rollerblade.errors import BidsNameError, NotFound
+from rollerblade.pipeline.context import DatasetContext, build_record, parse_metadata
+from rollerblade.pipeline.facts import read_facts
+from rollerblade.pipeline.indexing import ensure_dataset, unparsable_record, update_description
+from rollerblade.ports import Index, Storage
+from rollerblade.records import Actor, MetadataFile, ObjectInfo, ScanRecord
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReindexReport:
+    dataset: str
+    objects: int
+    records: int
+    metadata: int
+    errors: tuple[tuple[str, str], ...]  # (path, message)
+    removed: int
+
+
+def reindex_dataset(
+    dataset: str,
+    *,
+    storage: Storage,
+    index: Index,
+    actor: Actor,
+    progress: Progress | None = None,
+    workers: int = 4,
+) -> ReindexReport:
+    """Replace the dataset's records and metadata files by a fresh build from storage."""
+    prefix = layout.dataset_prefix(dataset)
+    objects = list(storage.list(prefix=prefix))
+    if not objects and index.get_dataset(name=dataset) is None:
+        raise NotFound("dataset", dataset)
+    ensure_dataset(index, dataset, actor)
+    data: dict[str, BidsPath] = {}
+    unparsable: dict[str, tuple[ObjectInfo, str]] = {}
+    metadata: list[MetadataFile] = []
+    for obj in objects:
+        relpath = obj.key[len(prefix) :]
+        try:
+            parsed = parse_path(relpath)
+        except BidsNameError as e:
+            unparsable[relpath] = (obj, str(e))
+            continue
+        if parsed.kind == "data":
+            data.setdefault(parsed.path, parsed)
+        elif parsed.kind not in ("opaque", "document"):
+            metadata.append(
+                parse_metadata(
+                    dataset=dataset,
+                    parsed=parsed,
+                    data=storage.read(key=obj.key),
+                    generation=obj.generation,
+                )
+            )
+    context = DatasetContext(metadata)
+    records = [
+        unparsable_record(dataset, path, storage.stat(key=obj.key), error) for path, (obj, error) in unparsable.items()
+    ]
+    total = len(data) + len(records)
+    done = len(records)
+
+    def build(parsed: BidsPath) -> ScanRecord | None:
+        try:
+            file, image, error = read_facts(storage, layout.dataset_key(dataset, parsed.path), parsed)
+        except NotFound:  # deleted while we were listing
+            return None
+        return build_record(dataset=dataset, parsed=parsed, file=file, image=image, error=error, context=context)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        for record in pool.map(build, data.values()):
+            if record is not None:
+                records.append(record)
+            done += 1
+            if progress is not None and (done % 500 == 0 or done == total):
+                progress(done, total)
+    before = index.dataset_stats(name=dataset)["records"]
+    index.replace_dataset(name=dataset, records=records, metadata=metadata)
+    removed = max(0, before - len(records))
+    for doc in metadata:
+        if doc.kind == "description" and isinstance(doc.content, dict):
+            update_description(index, dataset, doc)
+    errors = [(r.path, r.error) for r in records if r.error] + [(m.path, m.error) for m in metadata if m.error]
+    return ReindexReport(
+        dataset=dataset,
+        objects=len(objects),
+        records=len(records),
+        metadata=len(metadata),
+        errors=tuple(sorted((p, e) for p, e in errors if e)),
+        removed=removed,
+    )

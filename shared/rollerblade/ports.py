@@ -1,0 +1,147 @@
+"""The ports: what the pipeline needs from storage, the index and the event bus.
+
+Each port is a small abstract class with keyword-only methods. The embedded default and
+the cloud deployment implement them as adapters (``rollerblade.adapters.*``); one
+contract test suite (``tests/contract``) runs over every adapter, so a new adapter adds
+one fixture parameter and passes unchanged.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from rollerblade.query import ast
+from rollerblade.records import DatasetInfo, MetadataFile, ObjectInfo, ScanRecord
+
+
+class Storage(abc.ABC):
+    """Objects under ``/``-separated keys, laid out like the bucket.
+
+    Guarantees: ``put`` is atomic (readers see the old or the new object, never a partial
+    one) and gives the object a larger ``generation`` than any before it under that key;
+    ``list`` yields objects in key order; keys are checked safe before use.
+    """
+
+    @abc.abstractmethod
+    def put_bytes(self, *, key: str, data: bytes) -> ObjectInfo: ...
+
+    @abc.abstractmethod
+    def put_file(self, *, key: str, source: str) -> ObjectInfo:
+        """Copy a local file into storage under ``key``."""
+
+    @abc.abstractmethod
+    def stat(self, *, key: str) -> ObjectInfo:
+        """Size, generation and md5 of an object; raises ``NotFound``."""
+
+    @abc.abstractmethod
+    def read(self, *, key: str, start: int = 0, length: int | None = None) -> bytes:
+        """Bytes ``[start, start+length)`` (to the end when ``length`` is None); negative
+        ``start`` counts from the end. Raises ``NotFound``."""
+
+    @abc.abstractmethod
+    def download(self, *, key: str, destination: str) -> None:
+        """Write the object to a local file path."""
+
+    @abc.abstractmethod
+    def list(self, *, prefix: str) -> Iterator[ObjectInfo]:
+        """Objects whose key starts with ``prefix`` (``md5`` may be ``None`` here)."""
+
+    @abc.abstractmethod
+    def delete(self, *, key: str) -> None:
+        """Remove an object; a missing object is not an error."""
+
+
+class Index(abc.ABC):
+    """Scan records, the metadata files they are derived from, and datasets.
+
+    Guarantees: writes of one call are atomic; ``query`` answers exactly what
+    :func:`rollerblade.query.evaluate.matches` answers over :func:`~rollerblade.query.fields.flatten`
+    of every record, whatever the backend compiles natively.
+    """
+
+    # -- records -------------------------------------------------------------------
+    @abc.abstractmethod
+    def put_records(self, *, records: Sequence[ScanRecord]) -> None: ...
+
+    @abc.abstractmethod
+    def delete_records(self, *, keys: Sequence[tuple[str, str]]) -> None:
+        """Delete records by (dataset, path); missing ones are ignored."""
+
+    @abc.abstractmethod
+    def get_record(self, *, dataset: str, path: str) -> ScanRecord | None: ...
+
+    @abc.abstractmethod
+    def records(self, *, dataset: str, prefix: str = "") -> Iterator[ScanRecord]:
+        """Records of a dataset whose path starts with ``prefix``, in path order."""
+
+    @abc.abstractmethod
+    def query(self, *, node: ast.Node, limit: int | None = None) -> Iterator[ScanRecord]:
+        """Records matching a parsed query, ordered by (dataset, path)."""
+
+    @abc.abstractmethod
+    def count(self, *, node: ast.Node) -> int: ...
+
+    @abc.abstractmethod
+    def known_fields(self) -> set[str]:
+        """Every flat field name (``meta.X``, ``participant.age`` ...) some record has had."""
+
+    # -- metadata files -------------------------------------------------------------
+    @abc.abstractmethod
+    def put_metadata(self, *, files: Sequence[MetadataFile]) -> None: ...
+
+    @abc.abstractmethod
+    def delete_metadata(self, *, keys: Sequence[tuple[str, str]]) -> None: ...
+
+    @abc.abstractmethod
+    def metadata(self, *, dataset: str, directories: Iterable[str] | None = None) -> list[MetadataFile]:
+        """Metadata files of a dataset, optionally only those in the given folders."""
+
+    @abc.abstractmethod
+    def replace_dataset(self, *, name: str, records: Sequence[ScanRecord], metadata: Sequence[MetadataFile]) -> None:
+        """Atomically make these the dataset's only records and metadata files."""
+
+    # -- datasets -------------------------------------------------------------------
+    @abc.abstractmethod
+    def put_dataset(self, *, info: DatasetInfo) -> None: ...
+
+    @abc.abstractmethod
+    def get_dataset(self, *, name: str) -> DatasetInfo | None: ...
+
+    @abc.abstractmethod
+    def datasets(self) -> list[DatasetInfo]: ...
+
+    @abc.abstractmethod
+    def dataset_stats(self, *, name: str) -> Mapping[str, int]:
+        """``{"records": n, "errors": n, "metadata": n}`` for a dataset."""
+
+
+class EventBus(abc.ABC):
+    """Durable at-least-once delivery of JSON messages on named topics.
+
+    Guarantees: a published message is delivered until acknowledged; a message that is
+    not acknowledged (handler crash) becomes deliverable again after its lease expires or
+    after ``nack``'s delay. Order is not guaranteed.
+    """
+
+    @abc.abstractmethod
+    def publish(self, *, topic: str, message: Mapping[str, Any]) -> str:
+        """Returns the message id."""
+
+    @abc.abstractmethod
+    def pull(
+        self, *, topic: str, max_messages: int = 100, lease_seconds: float = 60.0
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Lease up to ``max_messages`` deliverable messages as (id, message)."""
+
+    @abc.abstractmethod
+    def ack(self, *, message_ids: Sequence[str]) -> None: ...
+
+    @abc.abstractmethod
+    def nack(self, *, message_id: str, delay: float = 0.0, error: str = "") -> None:
+        """Make a message deliverable again after ``delay`` seconds, noting why."""
+
+    @abc.abstractmethod
+    def pending(self, *, topic: str) -> int:
+        """How many messages on ``topic`` are not yet acknowledged."""

@@ -1,0 +1,82 @@
+"""The query AST: small frozen dataclasses, produced by the parser, consumed by compilers.
+
+Every node keeps the character position of its source token so that later checks
+(unknown fields) can point at it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Union
+
+CompareOp = Literal["=", "!=", "<", "<=", ">", ">=", "~"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """A field reference such as ``sub``, ``meta.RepetitionTime`` or ``participant.age``."""
+
+    name: str
+    position: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Value:
+    """A literal. ``number`` is set for bare numeric literals (``01``, ``2.0``), which compare
+    numerically; quoted literals always compare as text."""
+
+    text: str
+    number: float | None
+    position: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Compare:
+    field: Field
+    op: CompareOp
+    value: Value
+
+
+@dataclasses.dataclass(frozen=True)
+class In:
+    field: Field
+    values: tuple[Value, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Exists:
+    field: Field
+
+
+@dataclasses.dataclass(frozen=True)
+class And:
+    items: tuple[Node, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Or:
+    items: tuple[Node, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Not:
+    item: Node
+
+
+@dataclasses.dataclass(frozen=True)
+class All:
+    """The empty query: matches every record."""
+
+
+Node = Union[Compare, In, Exists, And, Or, Not, All]
+
+
+def fields_of(node: Node) -> list[Field]:
+    """Every field the query mentions, in source order."""
+    if isinstance(node, (Compare, In, Exists)):
+        return [node.field]
+    if isinstance(node, (And, Or)):
+        return [f for item in node.items for f in fields_of(item)]
+    if isinstance(node, Not):
+        return fields_of(node.item)
+    return []

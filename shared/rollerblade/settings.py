@@ -1,0 +1,85 @@
+"""One ``Settings`` object, read once by an entry point and passed down.
+
+Sources, each overriding the one before: defaults, ``ROLLERBLADE_*`` environment
+variables, CLI flags / explicit arguments. The core never reads ``os.environ``; entry
+points call :meth:`Settings.from_env` with the environment they were given. Unknown
+``ROLLERBLADE_*`` variables and badly typed values fail at start-up with a hint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from rollerblade.errors import SettingsError
+
+Backend = Literal["local"]
+ENV_PREFIX = "ROLLERBLADE_"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Where the embedded store lives and how hard to work."""
+
+    home: Path = Path.home() / ".rollerblade"
+    """Folder of the embedded store: ``bucket/`` (objects), ``index.sqlite``, ``events.sqlite``.
+    Env: ``ROLLERBLADE_HOME``; CLI: ``--home``."""
+
+    backend: Backend = "local"
+    """Which adapters to use. ``local``: directory bucket, SQLite index, SQLite event queue.
+    Env: ``ROLLERBLADE_BACKEND``."""
+
+    workers: int = 4
+    """Threads that read files while indexing (I/O bound). Env: ``ROLLERBLADE_WORKERS``."""
+
+    @property
+    def bucket_root(self) -> Path:
+        return self.home / "bucket"
+
+    @property
+    def index_path(self) -> Path:
+        return self.home / "index.sqlite"
+
+    @property
+    def bus_path(self) -> Path:
+        return self.home / "events.sqlite"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
+        """Build settings from ``ROLLERBLADE_*`` variables, then ``overrides`` (None = unset)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for var, raw in env.items():
+            if not var.startswith(ENV_PREFIX):
+                continue
+            name = var[len(ENV_PREFIX) :].lower()
+            if name not in names:
+                close = difflib.get_close_matches(name, sorted(names), n=1)
+                hint = f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
+                raise SettingsError(
+                    f"unknown setting {var}{hint}; known: " + ", ".join(ENV_PREFIX + n.upper() for n in sorted(names))
+                )
+            values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**{k: _convert(k, v) for k, v in values.items()})
+
+
+def _convert(name: str, value: Any) -> Any:
+    if name == "home":
+        return Path(value).expanduser()
+    if name == "workers":
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{ENV_PREFIX}WORKERS must be a whole number, not {value!r}") from None
+        if number < 1:
+            raise SettingsError(f"{ENV_PREFIX}WORKERS must be at least 1, not {number}")
+        return number
+    if name == "backend":
+        if value != "local":
+            raise SettingsError(f"{ENV_PREFIX}BACKEND must be 'local', not {value!r}")
+        return value
+    return value

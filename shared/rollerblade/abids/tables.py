@@ -33,8 +33,10 @@ def decode_text(data: bytes, path: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
         raise InputError(
-            f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); save the file as UTF-8"
+            f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} on line {line}, offset {e.start}); "
+            "save the file as UTF-8"
         ) from e
 
 

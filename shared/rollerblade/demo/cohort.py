@@ -131,6 +131,7 @@ def tiny_nifti(shape: tuple[int, ...], zooms: tuple[float, ...]) -> bytes:
     img = nib.Nifti1Image(np.zeros(shape, dtype=np.int16), np.diag([*zooms[:3], 1.0]))
     img.header.set_zooms(zooms)
     img.header.set_xyzt_units("mm", "sec")
+    img.header["vox_offset"] = 352
     raw = img.header.binaryblock + b"\0" * 4 + np.zeros(shape, dtype=np.int16).tobytes()
     return gzip.compress(raw, compresslevel=1, mtime=0)
 

@@ -1,0 +1,122 @@
+"""The Index contract: records, metadata and datasets round-trip, and every query of the
+corpus answers exactly what the reference evaluator answers over the same records."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from rollerblade.adapters import local_dir, sqlite_index
+from rollerblade.pipeline import reindex
+from rollerblade.ports import Index
+from rollerblade.query.evaluate import matches
+from rollerblade.query.fields import flatten
+from rollerblade.query.parser import parse_query
+from rollerblade.records import Actor, DatasetInfo, MetadataFile, ScanRecord
+from tests.query_corpus import CORPUS
+
+
+@pytest.fixture(scope="module")
+def cohort_records(full_cohort: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[list[ScanRecord], list[MetadataFile]]:
+    """Records and metadata of the full cohort, built once by the batch indexer."""
+    work = tmp_path_factory.mktemp("records")
+    storage = local_dir.LocalDirStorage(work / "bucket")
+    idx = sqlite_index.SqliteIndex(":memory:")
+    for name, root in full_cohort.items():
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                storage.put_file(key=f"datasets/{name}/{path.relative_to(root).as_posix()}", source=str(path))
+        # two broken objects per dataset, so that error records are part of every contract
+        storage.put_bytes(key=f"datasets/{name}/sub-001/anat/sub-001_T1.nii.gz", data=b"bad name")
+        storage.put_bytes(key=f"datasets/{name}/sub-001/anat/sub-001_acq-cut_T1w.nii.gz", data=b"\x1f\x8b" + b"0" * 50)
+        reindex.reindex_dataset(name, storage=storage, index=idx, actor=Actor("t"))
+    records = [r for name in full_cohort for r in idx.records(dataset=name)]
+    metadata = [m for name in full_cohort for m in idx.metadata(dataset=name)]
+    idx.close()
+    return records, metadata
+
+
+def test_record_round_trip(index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]) -> None:
+    records, _ = cohort_records
+    index.put_records(records=records[:50])
+    for record in records[:50]:
+        assert index.get_record(dataset=record.dataset, path=record.path) == record
+    assert index.get_record(dataset="nope", path="x") is None
+    index.delete_records(keys=[(records[0].dataset, records[0].path), ("nope", "x")])
+    assert index.get_record(dataset=records[0].dataset, path=records[0].path) is None
+
+
+def test_records_by_prefix_in_path_order(index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]) -> None:
+    records, _ = cohort_records
+    index.put_records(records=records)
+    site_a = [r.path for r in records if r.dataset == "site-a"]
+    assert [r.path for r in index.records(dataset="site-a")] == sorted(site_a)
+    sub = [p for p in sorted(site_a) if p.startswith("sub-001/ses-1/")]
+    assert [r.path for r in index.records(dataset="site-a", prefix="sub-001/ses-1/")] == sub and sub
+    # LIKE wildcards in a prefix are literal
+    assert list(index.records(dataset="site-a", prefix="sub_001")) == []
+
+
+@pytest.mark.parametrize("text", CORPUS)
+def test_query_corpus_matches_the_reference(index: Index, text: str,
+                                            cohort_records: tuple[list[ScanRecord], list[MetadataFile]]) -> None:
+    records, _ = cohort_records
+    index.put_records(records=records)
+    node = parse_query(text)
+    expected = sorted((r.dataset, r.path) for r in records if matches(node, flatten(r)))
+    got = [(r.dataset, r.path) for r in index.query(node=node)]
+    assert got == expected
+    assert index.count(node=node) == len(expected)
+
+
+def test_the_corpus_is_discriminating(cohort_records: tuple[list[ScanRecord], list[MetadataFile]]) -> None:
+    """Guard against a corpus whose queries all match nothing or everything."""
+    records, _ = cohort_records
+    sizes = [sum(matches(parse_query(t), flatten(r)) for r in records) for t in CORPUS]
+    assert sum(0 < s < len(records) for s in sizes) >= len(CORPUS) - 4
+
+
+def test_query_limit(index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]) -> None:
+    records, _ = cohort_records
+    index.put_records(records=records)
+    assert len(list(index.query(node=parse_query("suffix=bold"), limit=3))) == 3
+
+
+def test_known_fields(index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]) -> None:
+    records, _ = cohort_records
+    index.put_records(records=records)
+    assert {"meta.RepetitionTime", "participant.age", "session.visit", "image.nx", "sub"} <= index.known_fields()
+
+
+def test_metadata_by_directory(index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]) -> None:
+    _, metadata = cohort_records
+    index.put_metadata(files=metadata)
+    top = index.metadata(dataset="site-a", directories=[""])
+    assert {m.path for m in top} >= {"T1w.json", "participants.tsv", "dataset_description.json"}
+    assert all(m.directory == "" for m in top)
+    assert len(index.metadata(dataset="site-a")) == sum(m.dataset == "site-a" for m in metadata)
+    index.delete_metadata(keys=[("site-a", "T1w.json")])
+    assert "T1w.json" not in {m.path for m in index.metadata(dataset="site-a", directories=[""])}
+
+
+def test_replace_dataset_is_complete(index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]) -> None:
+    records, metadata = cohort_records
+    index.put_records(records=records)
+    mine = [r for r in records if r.dataset == "site-b"][:5]
+    index.replace_dataset(name="site-b", records=mine, metadata=[])
+    assert [r.path for r in index.records(dataset="site-b")] == sorted(r.path for r in mine)
+    assert index.metadata(dataset="site-b") == []
+    assert len(list(index.records(dataset="site-a"))) == sum(r.dataset == "site-a" for r in records)
+
+
+def test_datasets_and_stats(index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]) -> None:
+    records = [r for r in cohort_records[0] if r.error is None and r.dataset == "site-a"]
+    info = DatasetInfo(name="site-a", owner=Actor("ana"), created="2026-01-01T00:00:00+00:00", description={"Name": "A"})
+    index.put_dataset(info=info)
+    assert index.get_dataset(name="site-a") == info and index.datasets() == [info]
+    broken = dataclasses.replace(records[0], error="broken")
+    index.put_records(records=[broken, *records[1:3]])
+    stats = index.dataset_stats(name=records[0].dataset)
+    assert stats["records"] == 3 and stats["errors"] == 1

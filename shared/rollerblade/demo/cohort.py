@@ -213,9 +213,9 @@ def write_dataset(
         _json(root / "dwi.json", {**scanner, "RepetitionTime": 8.4, "EchoTime": 0.085, "PhaseEncodingDirection": "j-"})
     _write_participants(root, site, participants)
     _, bval, bvec = sources.example_dwi() if images == "real" else (None, None, None)
-    for person in participants:
+    for number, person in enumerate(participants):
         sub = person["participant_id"]
-        if person.get("override"):  # a subject-level sidecar: this person was scanned with a longer TE
+        if number % 3 == 1:  # a subject-level sidecar: this person was scanned with a longer TE
             _json(root / sub / f"{sub}_task-rest_bold.json", {"EchoTime": 0.035})
         session_rows = []
         for s in range(1, sessions + 1):
@@ -313,8 +313,7 @@ def make_participants(count: int, rng: np.random.Generator, *, first: int = 1) -
                 "age": None if unknown else int(rng.integers(20, 86)),
                 "sex": "F" if rng.random() < 0.5 else "M",
                 "group": "patient" if rng.random() < 0.4 else "control",
-                "override": i % 7 == 3,
-            }
+                }
         )
     return people
 

@@ -19,7 +19,9 @@ from tests.query_corpus import CORPUS
 
 
 @pytest.fixture(scope="module")
-def cohort_records(full_cohort: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[list[ScanRecord], list[MetadataFile]]:
+def cohort_records(
+    full_cohort: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[list[ScanRecord], list[MetadataFile]]:
     """Records and metadata of the full cohort, built once by the batch indexer."""
     work = tmp_path_factory.mktemp("records")
     storage = local_dir.LocalDirStorage(work / "bucket")
@@ -48,7 +50,9 @@ def test_record_round_trip(index: Index, cohort_records: tuple[list[ScanRecord],
     assert index.get_record(dataset=records[0].dataset, path=records[0].path) is None
 
 
-def test_records_by_prefix_in_path_order(index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]) -> None:
+def test_records_by_prefix_in_path_order(
+    index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]
+) -> None:
     records, _ = cohort_records
     index.put_records(records=records)
     site_a = [r.path for r in records if r.dataset == "site-a"]
@@ -60,8 +64,9 @@ def test_records_by_prefix_in_path_order(index: Index, cohort_records: tuple[lis
 
 
 @pytest.mark.parametrize("text", CORPUS)
-def test_query_corpus_matches_the_reference(index: Index, text: str,
-                                            cohort_records: tuple[list[ScanRecord], list[MetadataFile]]) -> None:
+def test_query_corpus_matches_the_reference(
+    index: Index, text: str, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]
+) -> None:
     records, _ = cohort_records
     index.put_records(records=records)
     node = parse_query(text)
@@ -113,7 +118,9 @@ def test_replace_dataset_is_complete(index: Index, cohort_records: tuple[list[Sc
 
 def test_datasets_and_stats(index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]) -> None:
     records = [r for r in cohort_records[0] if r.error is None and r.dataset == "site-a"]
-    info = DatasetInfo(name="site-a", owner=Actor("ana"), created="2026-01-01T00:00:00+00:00", description={"Name": "A"})
+    info = DatasetInfo(
+        name="site-a", owner=Actor("ana"), created="2026-01-01T00:00:00+00:00", description={"Name": "A"}
+    )
     index.put_dataset(info=info)
     assert index.get_dataset(name="site-a") == info and index.datasets() == [info]
     broken = dataclasses.replace(records[0], error="broken")

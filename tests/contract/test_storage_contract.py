@@ -61,8 +61,19 @@ def test_delete(storage: Storage) -> None:
     assert list(storage.list(prefix="datasets/")) == []
 
 
-@pytest.mark.parametrize("key", ["../escape", "datasets/../../etc/passwd", "/etc/passwd", "datasets//x",
-                                 "datasets/./x", "datasets\\x", "datasets/a\nb", ""])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../escape",
+        "datasets/../../etc/passwd",
+        "/etc/passwd",
+        "datasets//x",
+        "datasets/./x",
+        "datasets\\x",
+        "datasets/a\nb",
+        "",
+    ],
+)
 def test_unsafe_keys_are_refused(storage: Storage, key: str) -> None:
     with pytest.raises(UnsafePathError):
         storage.put_bytes(key=key, data=b"x")

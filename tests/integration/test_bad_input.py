@@ -18,8 +18,11 @@ T1 = "sub-001/ses-1/anat/sub-001_ses-1_T1w.nii.gz"
 
 
 def data_files(root: Path) -> int:
-    return sum(1 for p in root.rglob("*") if p.is_file() and p.parent.name in ("anat", "func", "dwi")
-               and not p.name.endswith(".json"))
+    return sum(
+        1
+        for p in root.rglob("*")
+        if p.is_file() and p.parent.name in ("anat", "func", "dwi") and not p.name.endswith(".json")
+    )
 
 
 def test_broken_files_are_indexed_with_their_errors(stack: Stack, real_cohort: dict[str, Path], copy_of: Copy) -> None:
@@ -50,7 +53,9 @@ def test_broken_files_are_indexed_with_their_errors(stack: Stack, real_cohort: d
     assert good is not None and good.error is None and good.image["ndim"] == 3
 
 
-def test_invalid_json_sidecar_is_reported_and_ignored(stack: Stack, real_cohort: dict[str, Path], copy_of: Copy) -> None:
+def test_invalid_json_sidecar_is_reported_and_ignored(
+    stack: Stack, real_cohort: dict[str, Path], copy_of: Copy
+) -> None:
     root = copy_of(real_cohort["site-a"])
     (root / "task-rest_bold.json").write_text('{"RepetitionTime": 2.0,\n "TaskName": rest}\n')
     (root / "sub-001" / "ses-1" / "anat" / "sub-001_ses-1_T1w.json").write_text("[1, 2]")
@@ -71,7 +76,9 @@ def test_ragged_and_non_utf8_tables(stack: Stack, real_cohort: dict[str, Path], 
     (root / "sub-004" / "sub-004_sessions.tsv").write_bytes("session_id\tnote\nses-1\tcaf\xe9\n".encode("latin-1"))
     report = import_into(stack, root, "site-a")
     errors = dict(report.errors)
-    assert errors["participants.tsv"] == "participants.tsv: line 3 has 6 values, the header has 5 (those rows are ignored)"
+    assert (
+        errors["participants.tsv"] == "participants.tsv: line 3 has 6 values, the header has 5 (those rows are ignored)"
+    )
     assert "not UTF-8 text (byte 0xe9 on line 2" in errors["sub-004/sub-004_sessions.tsv"]
     second = lines[2].split("\t")[0]
     assert querying.count_records(f"participant.participant_id={second}", index=stack.index, actor=ACTOR) == 0
@@ -79,7 +86,9 @@ def test_ragged_and_non_utf8_tables(stack: Stack, real_cohort: dict[str, Path], 
     assert querying.count_records("sub=004 AND exists(session.note)", index=stack.index, actor=ACTOR) == 0
 
 
-def test_symlinks_leaving_the_source_are_skipped(stack: Stack, real_cohort: dict[str, Path], copy_of: Copy, tmp_path: Path) -> None:
+def test_symlinks_leaving_the_source_are_skipped(
+    stack: Stack, real_cohort: dict[str, Path], copy_of: Copy, tmp_path: Path
+) -> None:
     root = copy_of(real_cohort["site-b"])
     secret = tmp_path / "secret.txt"
     secret.write_text("private")

@@ -41,13 +41,18 @@ def test_sources_are_valid(real_cohort: dict[str, Path]) -> None:
     assert errors_of(validate(real_cohort["site-a"])) == []
 
 
-@pytest.mark.parametrize("query", [
-    "suffix=T1w AND meta.MagneticFieldStrength=3",
-    "task=rest AND participant.sex=F",
-    "datatype=dwi OR (sub IN (001, 002) AND ses=2)",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "suffix=T1w AND meta.MagneticFieldStrength=3",
+        "task=rest AND participant.sex=F",
+        "datatype=dwi OR (sub IN (001, 002) AND ses=2)",
+    ],
+)
 def test_downloads_are_valid_bids(imported: Stack, tmp_path: Path, query: str) -> None:
-    report = download.download_query(query, tmp_path / "out", storage=imported.storage, index=imported.index, actor=ACTOR)
+    report = download.download_query(
+        query, tmp_path / "out", storage=imported.storage, index=imported.index, actor=ACTOR
+    )
     assert report.datasets and report.records > 0
     for dataset in report.datasets:
         root = tmp_path / "out" / dataset
@@ -56,11 +61,16 @@ def test_downloads_are_valid_bids(imported: Stack, tmp_path: Path, query: str) -
 
 
 def test_download_contents(imported: Stack, tmp_path: Path, real_cohort: dict[str, Path]) -> None:
-    download.download_query("task=rest AND sub=001", tmp_path, storage=imported.storage, index=imported.index, actor=ACTOR)
+    download.download_query(
+        "task=rest AND sub=001", tmp_path, storage=imported.storage, index=imported.index, actor=ACTOR
+    )
     root = tmp_path / "site-a"
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     assert files == [
-        "README.md", "dataset_description.json", "participants.json", "participants.tsv",
+        "README.md",
+        "dataset_description.json",
+        "participants.json",
+        "participants.tsv",
         "sub-001/ses-1/func/sub-001_ses-1_task-rest_run-01_bold.json",
         "sub-001/ses-1/func/sub-001_ses-1_task-rest_run-01_bold.nii.gz",
         "sub-001/ses-2/func/sub-001_ses-2_task-rest_run-01_bold.json",
@@ -69,7 +79,9 @@ def test_download_contents(imported: Stack, tmp_path: Path, real_cohort: dict[st
         "task-rest_bold.json",
     ]
     assert (root / "participants.tsv").read_text().splitlines()[1:] == [
-        line for line in (real_cohort["site-a"] / "participants.tsv").read_text().splitlines() if line.startswith("sub-001\t")
+        line
+        for line in (real_cohort["site-a"] / "participants.tsv").read_text().splitlines()
+        if line.startswith("sub-001\t")
     ]
     source = real_cohort["site-a"] / "sub-001/ses-2/func/sub-001_ses-2_task-rest_run-01_bold.nii.gz"
     assert (root / "sub-001/ses-2/func/sub-001_ses-2_task-rest_run-01_bold.nii.gz").read_bytes() == source.read_bytes()

@@ -31,8 +31,15 @@ def test_record_contents(stack: Stack, real_cohort: dict[str, Path]) -> None:
     path = "sub-001/ses-2/func/sub-001_ses-2_task-rest_run-01_bold.nii.gz"
     record = stack.index.get_record(dataset="site-a", path=path)
     assert record is not None and record.error is None
-    assert record.entities == {"sub": "001", "ses": "2", "task": "rest", "run": "01", "datatype": "func",
-                               "suffix": "bold", "extension": ".nii.gz"}
+    assert record.entities == {
+        "sub": "001",
+        "ses": "2",
+        "task": "rest",
+        "run": "01",
+        "datatype": "func",
+        "suffix": "bold",
+        "extension": ".nii.gz",
+    }
     # inheritance: dataset-level task-rest_bold.json + the file's own sidecar
     assert record.meta["RepetitionTime"] == 2.0 and record.meta["MagneticFieldStrength"] == 3.0
     assert record.meta["TaskName"] == "rest" and record.meta["AcquisitionTime"] == "10:31:00"
@@ -70,14 +77,18 @@ def test_queries_across_datasets(stack: Stack, real_cohort: dict[str, Path]) -> 
     query = "suffix=T1w AND meta.MagneticFieldStrength=3 AND participant.age>=40 AND participant.age<=70"
     got = sorted((r.dataset, r.entities["sub"]) for r in querying.find_records(query, index=stack.index, actor=ACTOR))
     expected = sorted(
-        (ds, pid[4:]) for (ds, pid), age in people.items()
-        if ds in ("site-a", "site-c") and age is not None and 40 <= age <= 70 for _ in range(2)
+        (ds, pid[4:])
+        for (ds, pid), age in people.items()
+        if ds in ("site-a", "site-c") and age is not None and 40 <= age <= 70
+        for _ in range(2)
     )
     assert got == expected and got
     assert querying.count_records("datatype=dwi", index=stack.index, actor=ACTOR) == 3 * 2 * 3  # 3 subjects at site-a
 
 
-def test_importing_into_an_existing_name_is_refused_and_changes_nothing(stack: Stack, real_cohort: dict[str, Path]) -> None:
+def test_importing_into_an_existing_name_is_refused_and_changes_nothing(
+    stack: Stack, real_cohort: dict[str, Path]
+) -> None:
     import_into(stack, real_cohort["site-b"], "cohort")
     before = sorted(r.path for r in stack.index.records(dataset="cohort"))
     with pytest.raises(AlreadyExists, match="dataset already exists: cohort; choose another --dataset name"):

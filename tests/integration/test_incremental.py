@@ -17,15 +17,17 @@ BOLD = "sub-001/ses-1/func/sub-001_ses-1_task-rest_run-01_bold.nii.gz"
 def drop(stack: Stack, rel: str, data: bytes) -> str:
     """Upload one object into dataset ds and deliver its event, as the bucket would."""
     info = stack.storage.put_bytes(key=f"datasets/ds/{rel}", data=data)
-    outcome = index_object(ObjectEvent("created", info.key, info.generation), storage=stack.storage,
-                           index=stack.index, actor=ACTOR)
+    outcome = index_object(
+        ObjectEvent("created", info.key, info.generation), storage=stack.storage, index=stack.index, actor=ACTOR
+    )
     return outcome.action
 
 
 def remove(stack: Stack, rel: str) -> str:
     stack.storage.delete(key=f"datasets/ds/{rel}")
-    return index_object(ObjectEvent("deleted", f"datasets/ds/{rel}"), storage=stack.storage,
-                        index=stack.index, actor=ACTOR).action
+    return index_object(
+        ObjectEvent("deleted", f"datasets/ds/{rel}"), storage=stack.storage, index=stack.index, actor=ACTOR
+    ).action
 
 
 def bold(stack: Stack) -> dict[str, object]:
@@ -65,8 +67,12 @@ def test_duplicates_and_stale_events_change_nothing(stack: Stack, real_cohort: d
     assert index_object(event, storage=stack.storage, index=stack.index, actor=ACTOR).action == "indexed"
     assert index_object(event, storage=stack.storage, index=stack.index, actor=ACTOR).action == "unchanged"
     # a deletion notice for an object that exists again (re-uploaded since) keeps the record
-    assert index_object(ObjectEvent("deleted", key, first.generation), storage=stack.storage,
-                        index=stack.index, actor=ACTOR).action == "unchanged"
+    assert (
+        index_object(
+            ObjectEvent("deleted", key, first.generation), storage=stack.storage, index=stack.index, actor=ACTOR
+        ).action
+        == "unchanged"
+    )
     assert stack.index.get_record(dataset="ds", path=BOLD) is not None
     # a creation notice for an object already deleted again removes the record
     stack.storage.delete(key=key)
@@ -80,7 +86,8 @@ def test_a_sidecar_only_touches_records_with_its_suffix(stack: Stack, real_cohor
     drop(stack, BOLD, (real_cohort["site-a"] / BOLD).read_bytes())
     key = "datasets/ds/T1w.json"
     info = stack.storage.put_bytes(key=key, data=b'{"MagneticFieldStrength": 3}')
-    outcome = index_object(ObjectEvent("created", key, info.generation), storage=stack.storage,
-                           index=stack.index, actor=ACTOR)
+    outcome = index_object(
+        ObjectEvent("created", key, info.generation), storage=stack.storage, index=stack.index, actor=ACTOR
+    )
     assert outcome.refreshed == 1
     assert bold(stack)["meta"] == {}

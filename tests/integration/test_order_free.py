@@ -24,8 +24,12 @@ from tests.conftest import ACTOR
 def dataset_files(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, Path]]:
     """A small full-modality dataset: sidecars at three levels, participants, sessions."""
     root = write_dataset(
-        tmp_path_factory.mktemp("order") / "ds", SITES[0], make_participants(3, np.random.default_rng(1)),
-        sessions=2, modalities=FULL, images="tiny",
+        tmp_path_factory.mktemp("order") / "ds",
+        SITES[0],
+        make_participants(3, np.random.default_rng(1)),
+        sessions=2,
+        modalities=FULL,
+        images="tiny",
     )
     (root / "sub-001" / "ses-1" / "anat" / "sub-001_ses-1_acq-bad_T1.nii.gz").write_bytes(b"bad name")
     (root / "sub-002" / "ses-1" / "anat" / "sub-002_ses-1_acq-cut_T1w.nii.gz").write_bytes(b"\x1f\x8b\x08")
@@ -54,9 +58,15 @@ def test_dataset_has_every_kind_of_file(dataset_files: list[tuple[str, Path]]) -
     assert any(n.endswith("_sessions.tsv") for n in names) and len(names) > 150
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+)
 @given(data=st.data())
-def test_any_order_with_duplicates_equals_batch_reindex(data: st.DataObject, dataset_files: list[tuple[str, Path]]) -> None:
+def test_any_order_with_duplicates_equals_batch_reindex(
+    data: st.DataObject, dataset_files: list[tuple[str, Path]]
+) -> None:
     order, duplicates, deleted = data.draw(deliveries(len(dataset_files)))
     with tempfile.TemporaryDirectory() as work:
         storage = local_dir.LocalDirStorage(Path(work) / "bucket")

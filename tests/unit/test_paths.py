@@ -27,7 +27,15 @@ def test_every_file_of_a_full_cohort_parses(full_cohort: dict[str, Path]) -> Non
 def test_entities_datatype_suffix_extension() -> None:
     parsed = parse_path("sub-01/ses-pre/func/sub-01_ses-pre_task-rest_acq-mb4_dir-AP_run-02_echo-1_bold.nii.gz")
     assert parsed.kind == "data"
-    assert parsed.entities == {"sub": "01", "ses": "pre", "task": "rest", "acq": "mb4", "dir": "AP", "run": "02", "echo": "1"}
+    assert parsed.entities == {
+        "sub": "01",
+        "ses": "pre",
+        "task": "rest",
+        "acq": "mb4",
+        "dir": "AP",
+        "run": "02",
+        "echo": "1",
+    }
     assert (parsed.datatype, parsed.suffix, parsed.extension) == ("func", "bold", ".nii.gz")
     assert parsed.directory == "sub-01/ses-pre/func"
 
@@ -83,7 +91,10 @@ def test_kinds(path: str, kind: str) -> None:
         ("sub-01/anat/sub-01_task-rest_bold.nii.gz", "suffix 'bold' is not allowed in a anat/ folder"),
         ("sub-01/anat/sub-01_T1w.mgz", "extension '.mgz' is not allowed for anat/T1w"),
         ("sub-01/anat/sub-01_foo-bar_T1w.nii.gz", "unknown entity 'foo'"),
-        ("sub-01/anat/sub-01_subject-01_T1w.nii.gz", "unknown entity 'subject' (the filename key of 'subject' is 'sub')"),
+        (
+            "sub-01/anat/sub-01_subject-01_T1w.nii.gz",
+            "unknown entity 'subject' (the filename key of 'subject' is 'sub')",
+        ),
         ("sub-01/anat/sub-01_run-a_T1w.nii.gz", "run-a: value must match [0-9]+"),
         ("sub-01/anat/sub-01_acq-x_acq-y_T1w.nii.gz", "entity 'acq' appears twice"),
         ("sub-01/anat/sub-01_acq_T1w.nii.gz", "'acq' is not a key-value entity"),

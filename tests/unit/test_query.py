@@ -23,12 +23,19 @@ def record(**overrides: object) -> ScanRecord:
     base: dict[str, object] = dict(
         dataset="ds1",
         path="sub-01/func/sub-01_task-rest_run-01_bold.nii.gz",
-        entities={"sub": "01", "task": "rest", "run": "01", "datatype": "func", "suffix": "bold",
-                  "extension": ".nii.gz"},
-        meta={"RepetitionTime": 2, "MagneticFieldStrength": 3, "Manufacturer": "Siemens",
-              "SliceTiming": [0, 0.5, 1.0]},
+        entities={
+            "sub": "01",
+            "task": "rest",
+            "run": "01",
+            "datatype": "func",
+            "suffix": "bold",
+            "extension": ".nii.gz",
+        },
+        meta={"RepetitionTime": 2, "MagneticFieldStrength": 3, "Manufacturer": "Siemens", "SliceTiming": [0, 0.5, 1.0]},
         participant={"participant_id": "sub-01", "age": 63, "sex": "F", "handedness": None},
-        session={}, image={"nx": 64, "tr": 2.0}, file={"size": 1000},
+        session={},
+        image={"nx": 64, "tr": 2.0},
+        file={"size": 1000},
     )
     base.update(overrides)
     return ScanRecord(**base)  # type: ignore[arg-type]

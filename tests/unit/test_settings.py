@@ -22,11 +22,14 @@ def test_unknown_variable_suggests() -> None:
         Settings.from_env({"ROLLERBLADE_HOM": "/x"})
 
 
-@pytest.mark.parametrize(("var", "value", "message"), [
-    ("ROLLERBLADE_WORKERS", "many", "must be a whole number"),
-    ("ROLLERBLADE_WORKERS", "0", "must be at least 1"),
-    ("ROLLERBLADE_BACKEND", "s3", "must be 'local'"),
-])
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        ("ROLLERBLADE_WORKERS", "many", "must be a whole number"),
+        ("ROLLERBLADE_WORKERS", "0", "must be at least 1"),
+        ("ROLLERBLADE_BACKEND", "s3", "must be 'local'"),
+    ],
+)
 def test_bad_values(var: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({var: value})

@@ -10,13 +10,21 @@ from rollerblade.errors import InputError
 
 def test_values_are_typed() -> None:
     assert [typed_value(v) for v in ["63", "63.5", "n/a", "", "F", "-2", "1e3", "01"]] == [
-        63, 63.5, None, None, "F", -2, 1000.0, 1,
+        63,
+        63.5,
+        None,
+        None,
+        "F",
+        -2,
+        1000.0,
+        1,
     ]
 
 
 def test_rows_keyed_by_id_with_typed_columns() -> None:
-    content, error = parse_tsv(b"participant_id\tage\tsex\nsub-01\t63\tF\nsub-02\tn/a\tM\n", "participants.tsv",
-                               id_column="participant_id")
+    content, error = parse_tsv(
+        b"participant_id\tage\tsex\nsub-01\t63\tF\nsub-02\tn/a\tM\n", "participants.tsv", id_column="participant_id"
+    )
     assert error is None
     assert content["rows"]["sub-01"] == {"participant_id": "sub-01", "age": 63, "sex": "F"}
     assert content["rows"]["sub-02"]["age"] is None
@@ -32,8 +40,9 @@ def test_ragged_rows_are_reported_and_the_rest_kept() -> None:
 
 def test_non_utf8_names_the_byte() -> None:
     with pytest.raises(InputError, match=r"participants.tsv: not UTF-8 text \(byte 0xe9 on line 2, offset 30\)"):
-        parse_tsv("participant_id\tname\nsub-01\tJosé\n".encode("latin-1"), "participants.tsv",
-                  id_column="participant_id")
+        parse_tsv(
+            "participant_id\tname\nsub-01\tJosé\n".encode("latin-1"), "participants.tsv", id_column="participant_id"
+        )
 
 
 def test_missing_id_column() -> None:

@@ -79,7 +79,8 @@ def header_facts(*, path: str, extension: str, size: int, head: bytes, tail: byt
         stored = struct.unpack("<I", tail[-4:])[0] if len(tail) >= 4 else 0
         if needed < 2**32 and not needed <= stored <= needed + _SLACK:
             raise ImageError(
-                f"{path}: truncated or corrupt: gzip trailer says {stored} uncompressed bytes, the header needs {needed}"
+                f"{path}: truncated or corrupt: gzip trailer says {stored} uncompressed bytes, "
+                f"the header needs {needed}"
             )
     elif size < needed:
         raise ImageError(f"{path}: truncated: {size} bytes, the header needs {needed}")

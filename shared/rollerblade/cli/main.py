@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,17 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The one place where Rollerblade errors become CLI messages: one line, exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except errors.RollerbladeError as e:
+            raise click.ClickException(str(e)) from e
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -233,22 +242,9 @@ def demo(ctx: Context, subjects: int, workdir: Path | None) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry: run the CLI, turning Rollerblade errors into one clear line."""
-    try:
-        cli.main(args=argv, prog_name="rollerblade", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except errors.RollerbladeError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("interrupted; run the same command again to finish", err=True)
-        sys.exit(130)
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="rollerblade")
 
 
 if __name__ == "__main__":

@@ -313,7 +313,7 @@ def make_participants(count: int, rng: np.random.Generator, *, first: int = 1) -
                 "age": None if unknown else int(rng.integers(20, 86)),
                 "sex": "F" if rng.random() < 0.5 else "M",
                 "group": "patient" if rng.random() < 0.4 else "control",
-                }
+            }
         )
     return people
 

@@ -7,7 +7,7 @@ Every node keeps the character position of its source token so that later checks
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Union
+from typing import Literal
 
 CompareOp = Literal["=", "!=", "<", "<=", ">", ">=", "~"]
 
@@ -68,7 +68,7 @@ class All:
     """The empty query: matches every record."""
 
 
-Node = Union[Compare, In, Exists, And, Or, Not, All]
+Node = Compare | In | Exists | And | Or | Not | All
 
 
 def fields_of(node: Node) -> list[Field]:

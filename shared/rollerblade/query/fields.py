@@ -119,8 +119,10 @@ def check_fields(node: ast.Node, text: str, dynamic_fields: Iterable[str] | None
         if namespace in DYNAMIC_NAMESPACES and dot and rest:
             if dynamic is None or name in dynamic or field in exists_only:
                 continue
+            siblings = sorted(f for f in dynamic if f.startswith(namespace + "."))
+            listed = ", ".join(siblings[:12]) + (f", ... ({len(siblings)} in all)" if len(siblings) > 12 else "")
             raise QueryError(
-                f"no record has field {name!r}",
+                f"no record has field {name!r}; {namespace} fields in the index: {listed or 'none'}",
                 query=text,
                 position=field.position,
                 token=name,

@@ -40,6 +40,16 @@ class Storage(abc.ABC):
         """Bytes ``[start, start+length)`` (to the end when ``length`` is None); negative
         ``start`` counts from the end. Raises ``NotFound``."""
 
+    def read_edges(self, *, key: str, head: int, tail: int) -> tuple[ObjectInfo, bytes, bytes]:
+        """The object's info (with md5), its first ``head`` and last ``tail`` bytes.
+
+        What the indexer needs of a data file; adapters may do it in one round trip.
+        """
+        info = self.stat(key=key)
+        first = self.read(key=key, length=head) if info.size else b""
+        last = self.read(key=key, start=-tail) if info.size >= tail else b""
+        return info, first, last
+
     @abc.abstractmethod
     def download(self, *, key: str, destination: str) -> None:
         """Write the object to a local file path."""

@@ -36,7 +36,10 @@ def test_init_and_import(home: Path, real_cohort: dict[str, Path]) -> None:
     assert (home / "index.sqlite").is_file() and (home / "bucket").is_dir()
     result = run(home, "import", str(real_cohort["site-c"]), "--dataset", "site-c")
     assert result.exit_code == 0
-    assert result.stdout.startswith("imported ") and "into dataset 'site-c': 12 records, 0 with errors, 0 skipped" in result.stdout
+    assert (
+        result.stdout.startswith("imported ")
+        and "into dataset 'site-c': 12 records, 0 with errors, 0 skipped" in result.stdout
+    )
 
 
 def test_datasets(imported: Path) -> None:
@@ -56,8 +59,15 @@ def test_query_text_count_json(imported: Path) -> None:
     doc = json.loads(lines[0])
     assert set(doc) >= {"dataset", "path", "entities", "meta", "participant", "image", "file", "error"}
     assert doc["path"] == "sub-001/ses-1/func/sub-001_ses-1_task-rest_run-01_bold.nii.gz"
-    assert doc["entities"] == {"sub": "001", "ses": "1", "task": "rest", "run": "01", "datatype": "func",
-                               "suffix": "bold", "extension": ".nii.gz"}
+    assert doc["entities"] == {
+        "sub": "001",
+        "ses": "1",
+        "task": "rest",
+        "run": "01",
+        "datatype": "func",
+        "suffix": "bold",
+        "extension": ".nii.gz",
+    }
     assert doc["meta"]["RepetitionTime"] == 2.0 and doc["image"]["nt"] == 2 and doc["error"] is None
     assert len(run(imported, "query", "--limit", "3").stdout.splitlines()) == 3
 
@@ -79,25 +89,34 @@ def test_reindex_gives_the_same_answers(imported: Path) -> None:
 def test_download(imported: Path, tmp_path: Path) -> None:
     result = run(imported, "download", "datatype=anat AND participant.sex=F", str(tmp_path / "out"))
     assert result.exit_code == 0
-    assert all((tmp_path / "out" / line.split("\t")[0].split("/")[-1] / "dataset_description.json").is_file()
-               for line in result.stdout.splitlines())
+    assert all(
+        (tmp_path / "out" / line.split("\t")[0].split("/")[-1] / "dataset_description.json").is_file()
+        for line in result.stdout.splitlines()
+    )
     empty = run(imported, "download", "suffix=T2w", str(tmp_path / "none"))
     assert empty.exit_code == 0 and "selected no records" in empty.stderr
 
 
 def rollerblade(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The installed console script, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "rollerblade.cli.main", "--home", str(home), *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "rollerblade.cli.main", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("query", "sufix=T1w"), "unknown field 'sufix'"),
-    (("query", "suffix=T1w AND"), "expected a field name"),
-    (("query", "meta.RepetitionTim=2"), "did you mean: meta.RepetitionTime"),
-    (("show", "site-a/nothing.nii"), "record not found: site-a/nothing.nii"),
-    (("reindex", "--dataset", "nope"), "dataset not found: nope"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("query", "sufix=T1w"), "unknown field 'sufix'"),
+        (("query", "suffix=T1w AND"), "expected a field name"),
+        (("query", "meta.RepetitionTim=2"), "did you mean: meta.RepetitionTime"),
+        (("show", "site-a/nothing.nii"), "record not found: site-a/nothing.nii"),
+        (("reindex", "--dataset", "nope"), "dataset not found: nope"),
+    ],
+)
 def test_user_errors_are_one_clear_message(imported: Path, args: tuple[str, ...], message: str) -> None:
     result = rollerblade(imported, *args)
     assert result.returncode == 1 and result.stdout == ""
@@ -107,7 +126,9 @@ def test_user_errors_are_one_clear_message(imported: Path, args: tuple[str, ...]
 
 def test_import_errors(imported: Path, real_cohort: dict[str, Path]) -> None:
     again = rollerblade(imported, "import", str(real_cohort["site-c"]), "--dataset", "site-a")
-    assert again.returncode == 1 and "dataset already exists: site-a" in again.stderr and "Traceback" not in again.stderr
+    assert (
+        again.returncode == 1 and "dataset already exists: site-a" in again.stderr and "Traceback" not in again.stderr
+    )
     missing = rollerblade(imported, "import", "/no/such/folder", "--dataset", "x")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
@@ -118,6 +139,13 @@ def test_usage_errors_name_both_flags(imported: Path) -> None:
 
 
 def test_bad_setting(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "rollerblade.cli.main", "datasets"], capture_output=True, text=True,
-                            env={"ROLLERBLADE_WORKER": "2", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
-    assert result.returncode == 1 and "unknown setting ROLLERBLADE_WORKER (did you mean ROLLERBLADE_WORKERS?)" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "rollerblade.cli.main", "datasets"],
+        capture_output=True,
+        text=True,
+        env={"ROLLERBLADE_WORKER": "2", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert (
+        result.returncode == 1
+        and "unknown setting ROLLERBLADE_WORKER (did you mean ROLLERBLADE_WORKERS?)" in result.stderr
+    )

@@ -10,7 +10,9 @@ from pathlib import Path
 def test_demo(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "rollerblade.cli.main", "--home", str(tmp_path / "home"), "demo", "--subjects", "9"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout

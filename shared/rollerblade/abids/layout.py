@@ -12,6 +12,7 @@ import re
 from rollerblade.errors import InputError, UnsafePathError
 from rollerblade.records import DATASETS_PREFIX
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -33,7 +34,7 @@ def check_relative_path(path: str) -> str:
         raise UnsafePathError(path, "absolute paths are not allowed")
     if "\\" in path:
         raise UnsafePathError(path, "backslashes are not allowed in object names")
-    if any(ord(c) < 32 for c in path):
+    if _CONTROL.search(path):
         raise UnsafePathError(path, "control characters are not allowed in object names")
     for part in path.split("/"):
         if part in ("", ".", ".."):

@@ -1,7 +1,9 @@
 """Storage in a local directory laid out exactly like the bucket (``ROOT/datasets/...``).
 
 Writes go to a temporary file in the same folder and are renamed into place, so readers
-never see half an object. The generation is the file's ``st_mtime_ns`` forced to grow on
+never see half an object. Keys are checked safe (no ``..``, absolute paths ...) on every
+call; writes also refuse a destination that resolves outside the root through a symlink
+(Rollerblade itself never creates symlinks in the bucket). The generation is the file's ``st_mtime_ns`` forced to grow on
 every write; the md5 is computed on ``stat`` (the same hex digest GCS reports).
 """
 
@@ -30,15 +32,14 @@ class LocalDirStorage(Storage):
     def __repr__(self) -> str:
         return f"LocalDirStorage({str(self.root)!r})"
 
-    def _path(self, key: str) -> Path:
+    def _path(self, key: str) -> str:
         check_relative_path(key)
-        path = self.root / key
-        if not path.resolve().is_relative_to(self.root):
-            raise UnsafePathError(key, "resolves outside the storage root (symlink?)")
-        return path
+        return os.path.join(self.root, key)
 
     def _write(self, key: str, fill: os.PathLike[str] | bytes) -> ObjectInfo:
-        path = self._path(key)
+        path = Path(self._path(key))
+        if not path.parent.resolve().is_relative_to(self.root):
+            raise UnsafePathError(key, "resolves outside the storage root (symlink?)")
         path.parent.mkdir(parents=True, exist_ok=True)
         previous = path.stat().st_mtime_ns if path.exists() else 0
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -74,6 +75,22 @@ class LocalDirStorage(Storage):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFound("object", key) from None
         return ObjectInfo(key=key, size=st.st_size, generation=st.st_mtime_ns, md5=digest.hexdigest())
+
+    def read_edges(self, *, key: str, head: int, tail: int) -> tuple[ObjectInfo, bytes, bytes]:
+        digest = hashlib.md5(usedforsecurity=False)
+        try:
+            with open(self._path(key), "rb") as f:
+                st = os.fstat(f.fileno())
+                first = f.read(max(head, _CHUNK))
+                digest.update(first)
+                last = first
+                while chunk := f.read(_CHUNK):
+                    digest.update(chunk)
+                    last = chunk if len(chunk) >= tail else last + chunk
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound("object", key) from None
+        info = ObjectInfo(key=key, size=st.st_size, generation=st.st_mtime_ns, md5=digest.hexdigest())
+        return info, first[:head], last[-tail:] if st.st_size >= tail else b""
 
     def read(self, *, key: str, start: int = 0, length: int | None = None) -> bytes:
         path = self._path(key)
@@ -111,7 +128,7 @@ class LocalDirStorage(Storage):
         return iter(found)
 
     def delete(self, *, key: str) -> None:
-        path = self._path(key)
+        path = Path(self._path(key))
         path.unlink(missing_ok=True)
         parent = path.parent
         while parent != self.root:

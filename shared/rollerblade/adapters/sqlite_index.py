@@ -16,7 +16,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rollerblade.adapters.sqlite_query import INDEXED_FIELDS, compile_where, text_expr
+from rollerblade.adapters.sqlite_query import (
+    INDEXED_NUMBER_FIELDS,
+    INDEXED_TEXT_FIELDS,
+    compile_where,
+    number_expr,
+    text_expr,
+)
 from rollerblade.errors import TemporaryError
 from rollerblade.ports import Index
 from rollerblade.query import ast
@@ -66,8 +72,10 @@ class SqliteIndex(Index):
         self._db.execute("PRAGMA synchronous=NORMAL")
         with self._db:
             self._db.executescript(_SCHEMA)
-            for field in INDEXED_FIELDS:
+            for field in INDEXED_TEXT_FIELDS:
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS records_{field} ON records ({text_expr(field)})")
+            for field in INDEXED_NUMBER_FIELDS:
+                self._db.execute(f"CREATE INDEX IF NOT EXISTS records_n_{field} ON records ({number_expr(field)})")
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._fields: set[str] = {row[0] for row in self._db.execute("SELECT name FROM fields")}
 

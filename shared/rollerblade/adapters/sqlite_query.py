@@ -13,8 +13,10 @@ from typing import Any
 
 from rollerblade.query import ast
 
-#: Fields with an expression index on their text form.
-INDEXED_FIELDS = ("dataset", "datatype", "suffix", "sub", "ses", "task", "extension")
+#: Fields with an expression index on their text form: selective fields users filter on.
+INDEXED_TEXT_FIELDS = ("dataset", "suffix", "sub", "ses", "task")
+#: Fields with an expression index on their number form (``sub IN (01, 02)``, ``run=1``).
+INDEXED_NUMBER_FIELDS = ("sub", "ses")
 
 _SAFE_FIELD = re.compile(r"[A-Za-z0-9_.\-]+")
 

@@ -14,23 +14,27 @@ from rollerblade.abids import nifti
 from rollerblade.abids.paths import BidsPath
 from rollerblade.errors import InputError, NotFound
 from rollerblade.ports import Storage
+from rollerblade.records import ObjectInfo
 
 
 def read_facts(storage: Storage, key: str, parsed: BidsPath) -> tuple[dict[str, Any], dict[str, Any], str | None]:
     """(file facts, image facts, error) of the object at ``key``; raises ``NotFound``."""
     if parsed.extension.endswith("/"):
         return _unit_facts(storage, key), {}, None
-    info = storage.stat(key=key)
-    file = {"key": key, "size": info.size, "md5": info.md5, "generation": info.generation}
     if not nifti.is_nifti(parsed.extension):
-        return file, {}, None
+        info = storage.stat(key=key)
+        return _file_facts(key, info), {}, None
+    info, head, tail = storage.read_edges(key=key, head=nifti.HEAD_BYTES, tail=nifti.TAIL_BYTES)
+    file = _file_facts(key, info)
     try:
-        head = storage.read(key=key, length=nifti.HEAD_BYTES) if info.size else b""
-        tail = storage.read(key=key, start=-nifti.TAIL_BYTES) if info.size >= nifti.TAIL_BYTES else b""
         image = nifti.header_facts(path=parsed.path, extension=parsed.extension, size=info.size, head=head, tail=tail)
     except InputError as e:
         return file, {}, str(e)
     return file, image, None
+
+
+def _file_facts(key: str, info: ObjectInfo) -> dict[str, Any]:
+    return {"key": key, "size": info.size, "md5": info.md5, "generation": info.generation}
 
 
 def _unit_facts(storage: Storage, key: str) -> dict[str, Any]:

@@ -2,14 +2,16 @@
 
 Uses the same parsing and :func:`~rollerblade.pipeline.context.build_record` as the
 incremental handler, so after any order of events the index equals what this builds.
-Storage facts and header reads run in a small thread pool (I/O bound).
+Header reads and record building run in forked worker processes for large datasets.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-from collections.abc import Callable
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Iterator
 
 from rollerblade.abids import layout
 from rollerblade.abids.paths import BidsPath, parse_path
@@ -21,6 +23,40 @@ from rollerblade.ports import Index, Storage
 from rollerblade.records import Actor, MetadataFile, ObjectInfo, ScanRecord
 
 Progress = Callable[[int, int], None]  # (done, total)
+
+
+#: (storage, dataset, context) of the running reindex, inherited by forked workers.
+_JOB: tuple[Storage, str, DatasetContext] | None = None
+#: Below this many files, worker processes cost more than they save.
+PARALLEL_THRESHOLD = 2000
+
+
+def _build_one(parsed: BidsPath) -> ScanRecord | None:
+    assert _JOB is not None
+    storage, dataset, context = _JOB
+    try:
+        file, image, error = read_facts(storage, layout.dataset_key(dataset, parsed.path), parsed)
+    except NotFound:  # deleted while we were listing
+        return None
+    return build_record(dataset=dataset, parsed=parsed, file=file, image=image, error=error, context=context)
+
+
+def _build_chunk(chunk: list[BidsPath]) -> list[ScanRecord | None]:
+    return [_build_one(parsed) for parsed in chunk]
+
+
+def _build_all(items: list[BidsPath], workers: int) -> Iterator[ScanRecord | None]:
+    """Build records, in forked worker processes when there are many (header parsing is
+    CPU-bound Python; threads would share one core)."""
+    processes = min(workers, os.cpu_count() or 1)
+    if processes < 2 or len(items) < PARALLEL_THRESHOLD or "fork" not in mp.get_all_start_methods():
+        yield from map(_build_one, items)
+        return
+    size = 256
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    with concurrent.futures.ProcessPoolExecutor(processes, mp_context=mp.get_context("fork")) as pool:
+        for built in pool.map(_build_chunk, chunks):
+            yield from built
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,20 +112,17 @@ def reindex_dataset(
     total = len(data) + len(records)
     done = len(records)
 
-    def build(parsed: BidsPath) -> ScanRecord | None:
-        try:
-            file, image, error = read_facts(storage, layout.dataset_key(dataset, parsed.path), parsed)
-        except NotFound:  # deleted while we were listing
-            return None
-        return build_record(dataset=dataset, parsed=parsed, file=file, image=image, error=error, context=context)
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        for record in pool.map(build, data.values()):
+    global _JOB
+    _JOB = (storage, dataset, context)
+    try:
+        for record in _build_all(list(data.values()), workers):
             if record is not None:
                 records.append(record)
             done += 1
             if progress is not None and (done % 500 == 0 or done == total):
                 progress(done, total)
+    finally:
+        _JOB = None
     before = index.dataset_stats(name=dataset)["records"]
     index.replace_dataset(name=dataset, records=records, metadata=metadata)
     removed = max(0, before - len(records))

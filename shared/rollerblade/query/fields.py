@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -82,6 +83,12 @@ def text_form(value: Any) -> str:
     """The text a value compares as: strings as they are, everything else as JSON."""
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)  # what json.dumps writes
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 

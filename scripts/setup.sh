@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install everything Rollerblade and its tests need on a fresh Debian machine (idempotent).
+#   system: mricron-data (the Colin27 T1 with skull used by the demo and tests)
+#   python: this package with its demo and test extras (nilearn, dipy, bids-validator-deno, ...)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+need=()
+dpkg -s mricron-data >/dev/null 2>&1 || need+=(mricron-data)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! python3 -c "import rollerblade, nilearn, dipy, hypothesis, pytest_timeout" >/dev/null 2>&1 \
+   || ! command -v bids-validator-deno >/dev/null; then
+  echo "setup: installing Python packages" >&2
+  python3 -m pip install -q --disable-pip-version-check -e ".[demo,test]"
+fi

@@ -3,8 +3,9 @@
 Writes go to a temporary file in the same folder and are renamed into place, so readers
 never see half an object. Keys are checked safe (no ``..``, absolute paths ...) on every
 call; writes also refuse a destination that resolves outside the root through a symlink
-(Rollerblade itself never creates symlinks in the bucket). The generation is the file's ``st_mtime_ns`` forced to grow on
-every write; the md5 is computed on ``stat`` (the same hex digest GCS reports).
+(Rollerblade itself never creates symlinks in the bucket). The generation is the file's
+``st_mtime_ns``, forced to grow on every write; the md5 is computed on ``stat`` (the same
+hex digest GCS reports).
 """
 
 from __future__ import annotations

@@ -16,8 +16,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-if ! python3 -c "import rollerblade, nilearn, dipy, hypothesis, pytest_timeout" >/dev/null 2>&1 \
-   || ! command -v bids-validator-deno >/dev/null; then
-  echo "setup: installing Python packages" >&2
-  python3 -m pip install -q --disable-pip-version-check -e ".[demo,test]"
-fi
+# Always (re)install this checkout in editable mode: another checkout may be installed.
+echo "setup: installing Python packages (pip install -e '.[demo,test]')" >&2
+python3 -m pip install -q --disable-pip-version-check -e ".[demo,test]" 2>&1 | grep -v "Running pip as the 'root' user" || true
+python3 -c "import rollerblade, sys; print('setup: rollerblade from', rollerblade.__file__, file=sys.stderr)"

@@ -18,5 +18,10 @@ fi
 
 # Always (re)install this checkout in editable mode: another checkout may be installed.
 echo "setup: installing Python packages (pip install -e '.[demo,test]')" >&2
-python3 -m pip install -q --disable-pip-version-check -e ".[demo,test]" 2>&1 | grep -v "Running pip as the 'root' user" || true
+log=$(mktemp)
+if ! python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[demo,test]" >"$log" 2>&1; then
+  cat "$log" >&2
+  exit 1
+fi
+rm -f "$log"
 python3 -c "import rollerblade, sys; print('setup: rollerblade from', rollerblade.__file__, file=sys.stderr)"

@@ -12,7 +12,7 @@ from rollerblade.cli.main import cli
 
 def render() -> str:
     parts = ["# CLI reference", "", "Generated from `--help` by `scripts/cli_reference.py`; do not edit.", ""]
-    ctx = click.Context(cli, info_name="rollerblade", terminal_width=100)
+    ctx = click.Context(cli, info_name="rollerblade", terminal_width=100, help_option_names=["-h", "--help"])
     parts += ["## rollerblade", "", "```", cli.get_help(ctx), "```", ""]
     for name in cli.list_commands(ctx):
         command = cli.get_command(ctx, name)

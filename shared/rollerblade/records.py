@@ -16,6 +16,8 @@ Actor = NewType("Actor", str)
 
 #: Where datasets live in the bucket: ``datasets/<name>/<BIDS path>``.
 DATASETS_PREFIX = "datasets/"
+#: Where Analyses write: ``derivatives/<analysis>/<dataset>/<BIDS path>``.
+DERIVATIVES_PREFIX = "derivatives/"
 
 
 def default_actor() -> Actor:
@@ -103,10 +105,6 @@ class ScanRecord:
     image: Mapping[str, JSONValue]
     file: Mapping[str, JSONValue]
     error: str | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{DATASETS_PREFIX}{self.dataset}/{self.path}"
 
     @property
     def generation(self) -> int:

@@ -172,11 +172,52 @@ def parse_path(path: str, *, derivative: bool = False) -> BidsPath:
     if derivative and rule is None:
         rule = vocab.raw_rules.get((datatype, suffix))
     if derivative:
-        # Derivatives may add space/desc/res/... to any raw name: check entity keys only.
-        rule = FileRule(rule.extensions, frozenset(vocab.entity_order), frozenset({"sub"})) if rule else None
+        # Derivatives may add space/desc/res/... to any raw name and store reports (.png,
+        # .tsv) beside images: check entity keys and suffix only.
+        extensions = frozenset(rule.extensions if rule else ()) | {extension}
+        rule = FileRule(extensions, frozenset(vocab.entity_order), frozenset({"sub"}))
     _check_rule(unit, rule, datatype, suffix, entities, extension)
     kind: PathKind = "sidecar" if extension == ".json" else "data"
     return BidsPath(unit, kind, directory, entities, datatype, suffix, extension)
+
+
+DERIVATIVES = "derivatives"
+
+
+def parse_derivative_path(analysis: str, path: str) -> BidsPath:
+    """Parse a path inside the derivative dataset an Analysis wrote for one source dataset.
+
+    The result's ``path`` and ``directory`` are prefixed with ``derivatives/<analysis>/``,
+    which is where the derivative dataset sits relative to its source dataset, so
+    inheritance stays inside the derivative dataset.
+    """
+    prefix = f"{DERIVATIVES}/{analysis}/"
+    root = prefix.rstrip("/")
+    if "/" not in path:  # the derivative dataset's top level
+        stem, extension = split_extension(path, vocabulary())
+        if extension == ".json" and path != "dataset_description.json":
+            try:
+                entities, suffix = parse_stem(path, stem, vocabulary())
+            except BidsNameError:
+                return BidsPath(prefix + path, "document", root)
+            return BidsPath(prefix + path, "sidecar", root, entities, None, suffix, extension)
+        return BidsPath(prefix + path, "document", root)
+    try:
+        parsed = parse_path(path, derivative=True)
+    except BidsNameError as e:
+        raise BidsNameError(prefix + e.path, e.reason) from None
+    if parsed.kind in ("participants", "participants_json", "sessions", "description", "opaque"):
+        return BidsPath(prefix + parsed.path, "document", prefix + parsed.directory)
+    return dataclasses.replace(parsed, path=prefix + parsed.path, directory=prefix + parsed.directory)
+
+
+def parse_record_path(path: str) -> BidsPath:
+    """Parse a record's path: raw, or ``derivatives/<analysis>/...`` of a derivative dataset."""
+    if path.startswith(DERIVATIVES + "/"):
+        analysis, sep, rest = path[len(DERIVATIVES) + 1 :].partition("/")
+        if sep and rest:
+            return parse_derivative_path(analysis, rest)
+    return parse_path(path)
 
 
 def _parse_top_level(path: str, name: str, vocab: Vocabulary) -> BidsPath:

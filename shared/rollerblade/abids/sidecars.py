@@ -13,21 +13,27 @@ import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rollerblade.abids.paths import BidsPath, parse_path
+from rollerblade.abids.paths import BidsPath, parse_record_path
 from rollerblade.records import MetadataFile
 
 
 def is_ancestor(directory: str, of: str) -> bool:
-    """True when ``directory`` is ``of`` or one of its ancestors (``""`` is the root)."""
-    return directory == "" or of == directory or of.startswith(directory + "/")
+    """True when ``directory`` is in the inheritance chain of ``of`` (see :func:`ancestors`)."""
+    return directory in ancestors(of)
 
 
 def ancestors(directory: str) -> list[str]:
-    """``"sub-01/ses-1/anat"`` -> ``["", "sub-01", "sub-01/ses-1", "sub-01/ses-1/anat"]``."""
+    """``"sub-01/ses-1/anat"`` -> ``["", "sub-01", "sub-01/ses-1", "sub-01/ses-1/anat"]``.
+
+    Inside a derivative dataset (``derivatives/<analysis>/...``) the chain starts at the
+    derivative dataset's root: a raw dataset's sidecars do not apply to derivatives.
+    """
     if not directory:
         return [""]
     parts = directory.split("/")
-    return [""] + ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    start = 2 if parts[0] == "derivatives" and len(parts) >= 2 else 0
+    chain = ["/".join(parts[: i + 1]) for i in range(start, len(parts))]
+    return chain if start else [""] + chain
 
 
 def applies_to(sidecar: BidsPath, data: BidsPath) -> bool:
@@ -39,7 +45,7 @@ def applies_to(sidecar: BidsPath, data: BidsPath) -> bool:
 
 @functools.lru_cache(maxsize=1 << 16)
 def _parsed(path: str) -> BidsPath:
-    return parse_path(path)
+    return parse_record_path(path)
 
 
 def effective_metadata(data: BidsPath, sidecars: Iterable[MetadataFile]) -> tuple[dict[str, Any], list[str]]:

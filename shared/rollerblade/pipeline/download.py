@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rollerblade.abids import layout, sidecars, tables
-from rollerblade.abids.paths import parse_path
+from rollerblade.abids.paths import parse_record_path
 from rollerblade.abids.schema import vocabulary
 from rollerblade.errors import AlreadyExists, NotFound
 from rollerblade.pipeline.context import DatasetContext
@@ -96,7 +96,7 @@ def _write_dataset_files(storage: Storage, index: Index, dataset: str, records: 
     needed: set[str] = set()
     for record in records:
         if record.entities:
-            parsed = parse_path(record.path)
+            parsed = parse_record_path(record.path)
             _, used = sidecars.effective_metadata(parsed, context.sidecars_for(parsed.directory))
             needed.update(used)
     for path in sorted(needed):

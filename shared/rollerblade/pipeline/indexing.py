@@ -16,7 +16,7 @@ import logging
 from typing import Literal
 
 from rollerblade.abids import layout, sidecars
-from rollerblade.abids.paths import BidsPath, parse_path
+from rollerblade.abids.paths import BidsPath, parse_derivative_path, parse_path, parse_record_path
 from rollerblade.errors import BidsNameError, InputError, NotFound
 from rollerblade.pipeline.context import DatasetContext, build_record, parse_metadata, refreshed
 from rollerblade.pipeline.facts import read_facts
@@ -48,21 +48,26 @@ class IndexOutcome:
 def index_object(event: ObjectEvent, *, storage: Storage, index: Index, actor: Actor) -> IndexOutcome:
     """Bring the index in line with storage for ``event.key``."""
     try:
-        dataset, relpath = layout.split_key(event.key)
+        dataset, inner, analysis = layout.split_key(event.key)
     except InputError as e:
         log.warning("ignoring object event: %s", e)
         return IndexOutcome(event.key, "ignored", str(e))
     ensure_dataset(index, dataset, actor)
     try:
-        parsed = parse_path(relpath)
+        parsed = locate(inner, analysis)
     except BidsNameError as e:
-        return _index_unparsable(event.key, dataset, relpath, str(e), storage=storage, index=index)
+        return _index_unparsable(event.key, dataset, e.path, str(e), storage=storage, index=index)
     if parsed.kind in ("opaque", "document"):
         return IndexOutcome(event.key, "ignored")
     unit_key = layout.dataset_key(dataset, parsed.path)
     if parsed.kind == "data":
         return _index_data(unit_key, dataset, parsed, storage=storage, index=index)
     return _index_metadata(unit_key, dataset, parsed, storage=storage, index=index)
+
+
+def locate(inner: str, analysis: str | None) -> BidsPath:
+    """Parse a path of a raw dataset, or of the derivative dataset ``analysis`` wrote."""
+    return parse_derivative_path(analysis, inner) if analysis else parse_path(inner)
 
 
 def ensure_dataset(index: Index, dataset: str, actor: Actor) -> None:
@@ -159,7 +164,7 @@ def _refresh(dataset: str, changed: BidsPath, *, index: Index) -> int:
             continue  # unparsable name: nothing derived to refresh
         if changed.kind == "sidecar" and record.entities.get("suffix") != changed.suffix:
             continue
-        new = refreshed(record, parse_path(record.path), context)
+        new = refreshed(record, parse_record_path(record.path), context)
         if new != record:
             updates.append(new)
     if updates:

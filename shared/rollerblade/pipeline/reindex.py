@@ -14,15 +14,20 @@ import os
 from collections.abc import Callable, Iterator
 
 from rollerblade.abids import layout
-from rollerblade.abids.paths import BidsPath, parse_path
+from rollerblade.abids.paths import BidsPath
 from rollerblade.errors import BidsNameError, NotFound
 from rollerblade.pipeline.context import DatasetContext, build_record, parse_metadata
 from rollerblade.pipeline.facts import read_facts
-from rollerblade.pipeline.indexing import ensure_dataset, unparsable_record, update_description
+from rollerblade.pipeline.indexing import ensure_dataset, locate, unparsable_record, update_description
 from rollerblade.ports import Index, Storage
-from rollerblade.records import Actor, MetadataFile, ObjectInfo, ScanRecord
+from rollerblade.records import DERIVATIVES_PREFIX, Actor, MetadataFile, ObjectInfo, ScanRecord
 
 Progress = Callable[[int, int], None]  # (done, total)
+
+
+def _derivative_of(key: str) -> str | None:
+    parts = key.split("/", 3)
+    return parts[2] if len(parts) == 4 else None
 
 
 #: (storage, dataset, context) of the running reindex, inherited by forked workers.
@@ -79,8 +84,8 @@ def reindex_dataset(
     workers: int = 4,
 ) -> ReindexReport:
     """Replace the dataset's records and metadata files by a fresh build from storage."""
-    prefix = layout.dataset_prefix(dataset)
-    objects = list(storage.list(prefix=prefix))
+    objects = list(storage.list(prefix=layout.dataset_prefix(dataset)))
+    objects += [o for o in storage.list(prefix=DERIVATIVES_PREFIX) if _derivative_of(o.key) == dataset]
     if not objects and index.get_dataset(name=dataset) is None:
         raise NotFound("dataset", dataset)
     ensure_dataset(index, dataset, actor)
@@ -88,23 +93,17 @@ def reindex_dataset(
     unparsable: dict[str, tuple[ObjectInfo, str]] = {}
     metadata: list[MetadataFile] = []
     for obj in objects:
-        relpath = obj.key[len(prefix) :]
+        _, inner, analysis = layout.split_key(obj.key)
         try:
-            parsed = parse_path(relpath)
+            parsed = locate(inner, analysis)
         except BidsNameError as e:
-            unparsable[relpath] = (obj, str(e))
+            unparsable[e.path] = (obj, str(e))
             continue
         if parsed.kind == "data":
             data.setdefault(parsed.path, parsed)
         elif parsed.kind not in ("opaque", "document"):
-            metadata.append(
-                parse_metadata(
-                    dataset=dataset,
-                    parsed=parsed,
-                    data=storage.read(key=obj.key),
-                    generation=obj.generation,
-                )
-            )
+            content = storage.read(key=obj.key)
+            metadata.append(parse_metadata(dataset=dataset, parsed=parsed, data=content, generation=obj.generation))
     context = DatasetContext(metadata)
     records = [
         unparsable_record(dataset, path, storage.stat(key=obj.key), error) for path, (obj, error) in unparsable.items()

@@ -45,7 +45,7 @@ IMAGE_FIELDS = (
 #: Fields of the ``file.`` namespace (storage facts).
 FILE_FIELDS = ("key", "size", "md5", "generation")
 #: Plain fields besides the filename entity keys.
-RECORD_FIELDS = ("dataset", "path", "datatype", "suffix", "extension", "error")
+RECORD_FIELDS = ("dataset", "path", "datatype", "suffix", "extension", "analysis", "error")
 
 _NUMERIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -63,6 +63,8 @@ def static_fields() -> tuple[str, ...]:
 def flatten(record: ScanRecord) -> dict[str, Any]:
     """The flat query view of a record. Missing and null values are left out."""
     flat: dict[str, Any] = {"dataset": record.dataset, "path": record.path}
+    if record.path.startswith("derivatives/"):
+        flat["analysis"] = record.path.split("/", 2)[1]
     if record.error is not None:
         flat["error"] = record.error
     flat.update(record.entities)

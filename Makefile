@@ -8,7 +8,7 @@ demo: setup
 	rollerblade demo
 
 check:
-	ruff check shared tests bench
+	ruff check shared tests bench analyses scripts
 	mypy
 	lint-imports
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything Rollerblade and its tests need on a fresh Debian machine (idempotent).
-#   system: mricron-data (the Colin27 T1 with skull used by the demo and tests)
+#   system: mricron-data (the Colin27 T1 with skull used by the demo and tests),
+#           docker.io + debootstrap (the engine Analyses run on; base image built offline)
 #   python: this package with its demo and test extras (nilearn, dipy, bids-validator-deno, ...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,9 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need=()
-dpkg -s mricron-data >/dev/null 2>&1 || need+=(mricron-data)
+for pkg in mricron-data docker.io debootstrap; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}" >&2
   $SUDO apt-get update -qq
@@ -25,3 +28,9 @@ if ! python3 -m pip install -q --disable-pip-version-check --root-user-action=ig
 fi
 rm -f "$log"
 python3 -c "import rollerblade, sys; print('setup: rollerblade from', rollerblade.__file__, file=sys.stderr)"
+
+# The Docker engine (started only if none answers) and the Analyses' base image (cached).
+if [ "${ROLLERBLADE_SKIP_DOCKER:-0}" != 1 ]; then
+  scripts/dockerd.sh >/dev/null
+  docker/base/build.sh
+fi

@@ -9,9 +9,11 @@ one fixture parameter and passes unchanged.
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from rollerblade.analyses.jobs import JobRecord
 from rollerblade.query import ast
 from rollerblade.records import DatasetInfo, MetadataFile, ObjectInfo, ScanRecord
 
@@ -126,6 +128,27 @@ class Index(abc.ABC):
     def dataset_stats(self, *, name: str) -> Mapping[str, int]:
         """``{"records": n, "errors": n, "metadata": n}`` for a dataset."""
 
+    # -- analyses and jobs ----------------------------------------------------------
+    @abc.abstractmethod
+    def put_analysis(self, *, name: str, doc: Mapping[str, Any]) -> None:
+        """Register (or replace) an Analysis: its spec, image digest, folder, owner."""
+
+    @abc.abstractmethod
+    def get_analysis(self, *, name: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    def analyses(self) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def put_job(self, *, job: JobRecord) -> None: ...
+
+    @abc.abstractmethod
+    def get_job(self, *, key: str) -> JobRecord | None: ...
+
+    @abc.abstractmethod
+    def jobs(self, *, analysis: str | None = None, state: str | None = None) -> list[JobRecord]:
+        """Jobs, newest first."""
+
 
 class EventBus(abc.ABC):
     """Durable at-least-once delivery of JSON messages on named topics.
@@ -155,3 +178,68 @@ class EventBus(abc.ABC):
     @abc.abstractmethod
     def pending(self, *, topic: str) -> int:
         """How many messages on ``topic`` are not yet acknowledged."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecSpec:
+    """One container (or process) run: a job's slice in, its outputs out.
+
+    ``command`` may contain ``{input}`` and ``{output}``, which the executor replaces by
+    where it mounts ``input_dir`` (read-only) and ``output_dir`` (writable): ``/input``
+    and ``/output`` in a container. ``image`` is a local image id for Docker, the
+    analysis folder for the process executor.
+    """
+
+    job_key: str
+    image: str
+    command: tuple[str, ...]
+    input_dir: str
+    output_dir: str
+    env: Mapping[str, str]
+    cpu: float
+    memory: int
+    timeout: float
+    log_path: str
+    log_limit: int = 1 << 20
+    pids_limit: int = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecResult:
+    """How a run ended. ``error`` is set when it could not start or the executor failed."""
+
+    exit_code: int | None
+    started: str
+    ended: str
+    oom_killed: bool = False
+    timed_out: bool = False
+    interrupted: bool = False
+    log_bytes: int = 0
+    log_truncated: bool = False
+    error: str | None = None
+
+
+class Executor(abc.ABC):
+    """Runs one job's command with its slice mounted, within declared limits, offline.
+
+    Guarantees: no network; ``memory``, ``cpu`` and ``timeout`` enforced (a timed-out run
+    is killed); logs (stdout+stderr) written to ``log_path``, capped at ``log_limit``
+    bytes (head and tail kept); ``stop_all`` ends every run in progress; ``cleanup``
+    removes what an earlier, killed process of this store left running.
+    """
+
+    name: str
+
+    @abc.abstractmethod
+    def prepare(self, *, folder: str, image_build: str | None, image_ref: str | None, tag: str) -> str:
+        """Build or look up the image of an Analysis; return its digest (immutable id)."""
+
+    @abc.abstractmethod
+    def run(self, *, spec: ExecSpec) -> ExecResult: ...
+
+    @abc.abstractmethod
+    def stop_all(self) -> None: ...
+
+    @abc.abstractmethod
+    def cleanup(self) -> int:
+        """Remove orphaned runs of this store; returns how many."""

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from rollerblade.errors import SettingsError
 
 Backend = Literal["local"]
+ExecutorName = Literal["docker", "process"]
 ENV_PREFIX = "ROLLERBLADE_"
 
 
@@ -33,7 +34,17 @@ class Settings:
     Env: ``ROLLERBLADE_BACKEND``."""
 
     workers: int = 4
-    """Threads that read files while indexing (I/O bound). Env: ``ROLLERBLADE_WORKERS``."""
+    """Parallel workers for reading files while re-indexing (capped at the CPU count).
+    Env: ``ROLLERBLADE_WORKERS``."""
+
+    executor: ExecutorName = "docker"
+    """Where Analyses run: ``docker`` (the local engine, offline and locked down) or
+    ``process`` (plain processes on the host, for machines without Docker).
+    Env: ``ROLLERBLADE_EXECUTOR``; CLI: ``run --executor``."""
+
+    @property
+    def work_root(self) -> Path:
+        return self.home / "work"
 
     @property
     def bucket_root(self) -> Path:
@@ -78,6 +89,10 @@ def _convert(name: str, value: Any) -> Any:
         if number < 1:
             raise SettingsError(f"{ENV_PREFIX}WORKERS must be at least 1, not {number}")
         return number
+    if name == "executor":
+        if value not in ("docker", "process"):
+            raise SettingsError(f"{ENV_PREFIX}EXECUTOR must be 'docker' or 'process', not {value!r}")
+        return value
     if name == "backend":
         if value != "local":
             raise SettingsError(f"{ENV_PREFIX}BACKEND must be 'local', not {value!r}")

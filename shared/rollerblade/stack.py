@@ -7,9 +7,10 @@ down. This is the only place that knows which adapter implements which port.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 from rollerblade.adapters import local_bus, local_dir, sqlite_index
-from rollerblade.ports import EventBus, Index, Storage
+from rollerblade.ports import EventBus, Executor, Index, Storage
 from rollerblade.settings import Settings
 
 
@@ -19,6 +20,14 @@ class Stack:
     storage: Storage
     index: Index
     bus: EventBus
+    _executor: Executor | None = None
+
+    @property
+    def executor(self) -> Executor:
+        """The executor the settings select, connected on first use."""
+        if self._executor is None:
+            self._executor = make_executor(self.settings)
+        return self._executor
 
     def close(self) -> None:
         for port in (self.index, self.bus):
@@ -36,3 +45,14 @@ def open_stack(settings: Settings) -> Stack:
         index=sqlite_index.SqliteIndex(settings.index_path),
         bus=local_bus.LocalBus(settings.bus_path),
     )
+
+
+def make_executor(settings: Settings) -> Executor:
+    if settings.executor == "process":
+        from rollerblade.adapters import process_exec
+
+        return process_exec.ProcessExecutor()
+    from rollerblade.adapters import docker_exec
+
+    store_id = hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:16]
+    return docker_exec.DockerExecutor(store_id=store_id)

@@ -12,6 +12,7 @@ import json
 import math
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from rollerblade.adapters.sqlite_query import (
     number_expr,
     text_expr,
 )
+from rollerblade.analyses.jobs import JobRecord
 from rollerblade.errors import TemporaryError
 from rollerblade.ports import Index
 from rollerblade.query import ast
@@ -51,6 +53,15 @@ CREATE TABLE IF NOT EXISTS metadata (
 CREATE INDEX IF NOT EXISTS metadata_directory ON metadata (dataset, directory);
 CREATE TABLE IF NOT EXISTS datasets (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS fields (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS analyses (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    key TEXT PRIMARY KEY,
+    analysis TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated REAL NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_analysis ON jobs (analysis, state);
 """
 
 
@@ -210,3 +221,33 @@ class SqliteIndex(Index):
         ).fetchone()
         (metadata,) = self._db.execute("SELECT count(*) FROM metadata WHERE dataset = ?", (name,)).fetchone()
         return {"records": int(records), "errors": int(errors), "metadata": int(metadata)}
+
+    # -- analyses and jobs ----------------------------------------------------------
+    def put_analysis(self, *, name: str, doc: Mapping[str, Any]) -> None:
+        self._write([("INSERT OR REPLACE INTO analyses VALUES (?, ?)", (name, json.dumps(dict(doc))), False)])
+
+    def get_analysis(self, *, name: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT doc FROM analyses WHERE name = ?", (name,)).fetchone()
+        return dict(json.loads(row[0])) if row else None
+
+    def analyses(self) -> list[dict[str, Any]]:
+        return [json.loads(doc) for (doc,) in self._db.execute("SELECT doc FROM analyses ORDER BY name")]
+
+    def put_job(self, *, job: JobRecord) -> None:
+        row = (job.key, job.analysis, job.state, time.time(), json.dumps(job.to_doc()))
+        self._write([("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?)", row, False)])
+
+    def get_job(self, *, key: str) -> JobRecord | None:
+        row = self._db.execute("SELECT doc FROM jobs WHERE key = ?", (key,)).fetchone()
+        return JobRecord.from_doc(json.loads(row[0])) if row else None
+
+    def jobs(self, *, analysis: str | None = None, state: str | None = None) -> list[JobRecord]:
+        sql, params = "SELECT doc FROM jobs WHERE 1", []
+        if analysis is not None:
+            sql += " AND analysis = ?"
+            params.append(analysis)
+        if state is not None:
+            sql += " AND state = ?"
+            params.append(state)
+        rows = self._db.execute(sql + " ORDER BY updated DESC", params)
+        return [JobRecord.from_doc(json.loads(doc)) for (doc,) in rows]

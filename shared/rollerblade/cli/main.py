@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from rollerblade import errors
+from rollerblade.cli import analyses as analyses_cli
 from rollerblade.cli import output
 from rollerblade.pipeline import download as downloading
 from rollerblade.pipeline import importing, querying, reindex
@@ -240,6 +241,10 @@ def demo(ctx: Context, subjects: int, workdir: Path | None) -> None:
     demo_run.run_demo(
         ctx.stack, actor=ctx.actor, subjects=subjects, workdir=workdir or ctx.settings.home / "demo", echo=click.echo
     )
+
+
+for _command in analyses_cli.COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

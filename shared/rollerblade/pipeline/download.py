@@ -59,19 +59,37 @@ def download_query(
         partial = destination / f".{dataset}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        count = 0
-        for record in records:
-            count += _copy_record(storage, dataset, record, partial)
+
+        def advance() -> None:
+            nonlocal done
             done += 1
             if progress is not None:
                 progress(done, total)
-        count += _write_dataset_files(storage, index, dataset, records, partial)
+
+        count = write_selection(storage, index, dataset, records, partial, on_record=advance)
         target = destination / dataset
         if target.exists():
             target.rmdir()
         partial.rename(target)
         written[dataset] = count
     return DownloadReport(destination=destination, datasets=written, records=total)
+
+
+def write_selection(
+    storage: Storage,
+    index: Index,
+    dataset: str,
+    records: list[ScanRecord],
+    root: Path,
+    on_record: Callable[[], None] | None = None,
+) -> int:
+    """Write ``records`` of ``dataset`` under ``root`` as a valid BIDS dataset; returns the file count."""
+    count = 0
+    for record in records:
+        count += _copy_record(storage, dataset, record, root)
+        if on_record is not None:
+            on_record()
+    return count + _write_dataset_files(storage, index, dataset, records, root)
 
 
 def _copy(storage: Storage, dataset: str, path: str, root: Path) -> None:

@@ -86,7 +86,7 @@ def _index_data(key: str, dataset: str, parsed: BidsPath, *, storage: Storage, i
         return IndexOutcome(key, "deleted")
     if existing is not None and existing.generation > int(file["generation"]):
         return IndexOutcome(key, "unchanged", existing.error)  # a newer version is indexed already
-    context = DatasetContext(index.metadata(dataset=dataset, directories=sidecars.ancestors(parsed.directory)))
+    context = DatasetContext(index.metadata(dataset=dataset, directories=metadata_folders(parsed)))
     record = build_record(dataset=dataset, parsed=parsed, file=file, image=image, error=error, context=context)
     if record == existing:
         return IndexOutcome(key, "unchanged", error)
@@ -107,6 +107,15 @@ def _index_unparsable(
     if index.get_record(dataset=dataset, path=relpath) != record:
         index.put_records(records=[record])
     return IndexOutcome(key, "indexed", error)
+
+
+def metadata_folders(parsed: BidsPath) -> list[str]:
+    """Folders whose metadata files can feed a data file: its inheritance chain, plus the
+    dataset root (participants.tsv) and the subject folder (sessions.tsv)."""
+    folders = sidecars.ancestors(parsed.directory) + [""]
+    if "sub" in parsed.entities:
+        folders.append(f"sub-{parsed.entities['sub']}")
+    return sorted(set(folders))
 
 
 def unparsable_record(dataset: str, relpath: str, info: ObjectInfo, error: str) -> ScanRecord:

@@ -63,7 +63,7 @@ def toolbox(tmp_path: Path) -> Callable[..., Path]:
         import yaml
 
         folder = tmp_path / "analyses" / name
-        shutil.copytree(TOOLBOX, folder)
+        shutil.copytree(TOOLBOX, folder, dirs_exist_ok=True)
         spec = {
             "name": name,
             "version": "1",

@@ -1,12 +1,20 @@
 """Fixtures shared by every test folder: generated cohorts and fresh stores.
 
+``docker_engine`` starts a real Docker engine with scripts/dockerd.sh when none answers
+(no bridge, no iptables) and stops it at the end of the session if it started it; the
+base image comes from docker/base/build.sh (built once, then cached). A missing engine is
+a test error, never a skip.
+
 The cohorts are built once per session from real images shipped in installed packages
 (``rollerblade.demo.cohort``); tests copy them when they need to damage them.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +26,19 @@ from rollerblade.settings import Settings
 from rollerblade.stack import Stack, open_stack
 
 ACTOR = Actor("tester")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[None]:
+    started = subprocess.run([str(ROOT / "scripts" / "dockerd.sh")], capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, f"could not start the Docker engine: {started.stderr}"
+    pid = int(started.stdout.strip()) if started.stdout.strip() else None
+    built = subprocess.run([str(ROOT / "docker" / "base" / "build.sh")], capture_output=True, text=True, timeout=900)
+    assert built.returncode == 0, f"could not build the base image: {built.stderr[-3000:]}"
+    yield
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
 
 
 @pytest.fixture(scope="session")

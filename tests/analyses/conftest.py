@@ -1,18 +1,12 @@
 """Fixtures for Analyses: a real Docker engine and base image, both executors, a cohort store.
 
-The engine is started with scripts/dockerd.sh when none answers (no bridge, no
-iptables) and stopped at the end of the session if this fixture started it; the base
-image comes from docker/base/build.sh (built once, then cached). A missing engine is a
-test error, never a skip.
+The ``docker_engine`` fixture lives in tests/conftest.py.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,18 +19,6 @@ from tests.conftest import ACTOR
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLBOX = Path(__file__).parent / "toolbox"
-
-
-@pytest.fixture(scope="session")
-def docker_engine() -> Iterator[None]:
-    started = subprocess.run([str(ROOT / "scripts" / "dockerd.sh")], capture_output=True, text=True, timeout=60)
-    assert started.returncode == 0, f"could not start the Docker engine: {started.stderr}"
-    pid = int(started.stdout.strip()) if started.stdout.strip() else None
-    built = subprocess.run([str(ROOT / "docker" / "base" / "build.sh")], capture_output=True, text=True, timeout=900)
-    assert built.returncode == 0, f"could not build the base image: {built.stderr[-3000:]}"
-    yield
-    if pid is not None:
-        os.kill(pid, signal.SIGTERM)
 
 
 @pytest.fixture(params=["docker", "process"])

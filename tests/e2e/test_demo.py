@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 
-def test_demo(tmp_path: Path) -> None:
+def test_demo(tmp_path: Path, docker_engine: None) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "rollerblade.cli.main", "--home", str(tmp_path / "home"), "demo", "--subjects", "9"],
         capture_output=True,
@@ -21,6 +21,12 @@ def test_demo(tmp_path: Path) -> None:
         assert f"   {site}: " in out
     assert "truncated or corrupt" in out  # the deliberately broken scan is reported, not fatal
     assert "1 records  scans the index flagged as broken" in out
+    assert "5. Registering and running the example Analyses with the docker executor" in out
+    for name in ("brain-mask", "tissue-volumes", "mean-anat", "qc-snapshot"):
+        line = next(line for line in out.splitlines() if line.startswith(f"   {name} (sha256:"))
+        assert ", 0 failed (" in line and " 0 ran" not in line
+    dice = float(out.split("ch2bet: Dice = ")[1].split()[0])
+    assert dice >= 0.90
     download = tmp_path / "home" / "demo" / "download"
     assert any(download.glob("*/dataset_description.json"))
     assert out.rstrip().splitlines()[-2].startswith("Done in ")

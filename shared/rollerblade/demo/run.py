@@ -6,14 +6,16 @@ show how a corrupt file is reported without stopping the import.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rollerblade.demo import sources
 from rollerblade.demo.cohort import DEMO, file_count, write_cohort
-from rollerblade.errors import AlreadyExists
-from rollerblade.pipeline import download, importing, querying
+from rollerblade.errors import AlreadyExists, TemporaryError
+from rollerblade.pipeline import analyses, download, importing, querying, running
 from rollerblade.records import Actor
 from rollerblade.stack import Stack
 
@@ -34,13 +36,17 @@ EXAMPLE_QUERIES = (
 DOWNLOAD_QUERY = EXAMPLE_QUERIES[0][1]
 
 
-def run_demo(stack: Stack, *, actor: Actor, subjects: int, workdir: Path, echo: Callable[[str], None]) -> None:
+def run_demo(
+    stack: Stack, *, actor: Actor, subjects: int, workdir: Path, echo: Callable[[str], None],
+    analyses_dir: Path | None = None,
+) -> None:
     started = time.perf_counter()
     cohort_dir = workdir / "cohort"
     shutil.rmtree(cohort_dir, ignore_errors=True)
     echo(f"1. Building a {subjects}-participant, 3-site cohort from real brain images in {cohort_dir}")
     roots = write_cohort(cohort_dir, subjects=subjects, modalities=DEMO)
-    broken = next(iter(sorted((roots["site-b"]).rglob("*_T1w.nii.gz"))))
+    roots["colin27"] = colin27_dataset(cohort_dir / "colin27")
+    broken = next(iter(sorted(roots["site-b"].rglob("*_T1w.nii.gz"))))
     broken.write_bytes(broken.read_bytes()[:3000])  # a transfer that died halfway
     echo(
         f"   {sum(file_count(r) for r in roots.values())} files; {broken.name} truncated on purpose "
@@ -79,5 +85,73 @@ def run_demo(stack: Stack, *, actor: Actor, subjects: int, workdir: Path, echo: 
     result = download.download_query(DOWNLOAD_QUERY, target, storage=stack.storage, index=stack.index, actor=actor)
     for dataset, files in result.datasets.items():
         echo(f"   {target / dataset}: {files} files (a valid BIDS dataset)")
+    if analyses_dir is not None:
+        run_analyses(stack, actor=actor, workdir=workdir, analyses_dir=analyses_dir, echo=echo)
     echo(f"Done in {time.perf_counter() - started:.1f} s. Store: {stack.settings.home}")
     echo(f"Try: rollerblade --home {stack.settings.home} query 'participant.sex=F AND suffix=bold' --json")
+
+
+def colin27_dataset(root: Path) -> Path:
+    """One participant: the real Colin27 T1 with skull, whose brain-extracted twin is the
+    ground truth the brain-mask Analysis is scored against."""
+    anat = root / "sub-colin" / "anat"
+    anat.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(sources.colin27(), anat / "sub-colin_T1w.nii.gz")
+    (anat / "sub-colin_T1w.json").write_text(json.dumps({"MagneticFieldStrength": 1.5, "Manufacturer": "Philips"}))
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "Colin27", "BIDSVersion": "1.10.0"}))
+    (root / "participants.tsv").write_text("participant_id\tage\tsex\nsub-colin\t33\tM\n")
+    (root / "README.md").write_text("# Colin27\n\nThe Colin27 single-subject T1 (Debian mricron-data).\n")
+    return root
+
+
+EXAMPLES = (
+    ("brain-mask", ""),
+    ("tissue-volumes", ""),
+    ("mean-anat", ""),
+    ("qc-snapshot", "suffix=T1w AND NOT exists(analysis) AND (dataset=site-c OR dataset=colin27)"),
+)
+
+
+def run_analyses(stack: Stack, *, actor: Actor, workdir: Path, analyses_dir: Path, echo: Callable[[str], None]) -> None:
+    """Register the example Analyses, run them over the cohort, score brain-mask on Colin27."""
+    try:
+        executor = stack.executor
+    except TemporaryError as e:
+        echo(f"5. Skipping the Analyses: {e}")
+        return
+    echo(f"5. Registering and running the example Analyses with the {executor.name} executor")
+    for name, query in EXAMPLES:
+        t0 = time.perf_counter()
+        doc = analyses.register_analysis(analyses_dir / name, index=stack.index, executor=executor, actor=actor)
+        report = running.run_analysis(
+            name, query, storage=stack.storage, index=stack.index, bus=stack.bus, executor=executor, actor=actor,
+            workdir=stack.settings.work_root,
+        )
+        echo(f"   {name} ({doc['image_digest'][:19]}): {len(report.planned)} jobs, {len(report.succeeded)} ran, "
+             f"{len(report.skipped)} already done, {len(report.failed)} failed ({time.perf_counter() - t0:.1f} s)")
+        for job in report.failed[:3]:
+            echo(f"     failed {job.dataset}/{job.slice_id}: {job.message}")
+    dice = colin27_dice(stack, actor=actor, workdir=workdir)
+    if dice is not None:
+        echo(f"   brain-mask on Colin27 vs its brain-extracted twin ch2bet: Dice = {dice:.3f}")
+    for title, text in (
+        ("brain masks of female participants, with volumes", "analysis=brain-mask AND participant.sex=F AND exists(meta.BrainVolumeML)"),
+        ("grey matter volumes of participants over 60", "analysis=tissue-volumes AND participant.age>60"),
+    ):
+        count = querying.count_records(text, index=stack.index, actor=actor)
+        echo(f"   {count:4d} records  {title}\n          rollerblade query '{text}'")
+
+
+def colin27_dice(stack: Stack, *, actor: Actor, workdir: Path) -> float | None:
+    import nibabel as nib
+    import numpy as np
+
+    found = list(querying.find_records("dataset=colin27 AND analysis=brain-mask AND suffix=mask", index=stack.index,
+                                       actor=actor))
+    if not found:
+        return None
+    target = workdir / "colin27_mask.nii.gz"
+    stack.storage.download(key=found[0].file["key"], destination=str(target))
+    mask = np.asarray(nib.load(target).dataobj) > 0
+    truth = np.asarray(nib.load(sources.colin27(brain_only=True)).dataobj) > 0
+    return float(2 * (mask & truth).sum() / (mask.sum() + truth.sum()))

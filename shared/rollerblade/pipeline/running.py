@@ -15,6 +15,7 @@ import concurrent.futures
 import dataclasses
 import json
 import os
+import re
 import shutil
 import threading
 from collections.abc import Callable
@@ -233,7 +234,7 @@ class _Runner:
         staged.chmod(0o755)
         log_path = folder / "log.txt"
         values = {**job.entities, "dataset": job.dataset}
-        command = tuple(part.format_map(_Keep(values)) for part in self.spec.command)
+        command = tuple(_PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), p) for p in self.spec.command)
         env = {
             "ROLLERBLADE_INPUT": "/input",
             "ROLLERBLADE_OUTPUT": "/output",
@@ -346,11 +347,8 @@ class _Runner:
         }
 
 
-class _Keep(dict[str, str]):
-    """``str.format_map`` helper: unknown ``{placeholders}`` (``{input}``) stay as they are."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+#: ``{sub}``-style placeholders in a command; unknown ones (``{input}``, ``{}``) stay as written.
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]+)\}")
 
 
 def _sidecar_of(path: str) -> str:

@@ -135,7 +135,7 @@ def run_analyses(stack: Stack, *, actor: Actor, workdir: Path, analyses_dir: Pat
     if dice is not None:
         echo(f"   brain-mask on Colin27 vs its brain-extracted twin ch2bet: Dice = {dice:.3f}")
     for title, text in (
-        ("brain masks of female participants, with volumes", "analysis=brain-mask AND participant.sex=F AND exists(meta.BrainVolumeML)"),
+        ("brain masks of female participants", "analysis=brain-mask AND participant.sex=F"),
         ("grey matter volumes of participants over 60", "analysis=tissue-volumes AND participant.age>60"),
     ):
         count = querying.count_records(text, index=stack.index, actor=actor)

@@ -30,12 +30,14 @@ def test_register_run_jobs_logs(home: Path) -> None:
     listed = rb(home, "analysis", "list").stdout
     assert listed.startswith("qc-snapshot\t1.0.0\tscan\tsha256:")
     shown = json.loads(rb(home, "analysis", "show", "qc-snapshot").stdout)
-    assert shown["spec"]["outputs"] == ["sub-{sub}[_ses-{ses}][_task-{task}][_acq-{acq}][_run-{run}][_desc-{desc}]_{suffix}.png"]
+    pattern = "sub-{sub}[_ses-{ses}][_task-{task}][_acq-{acq}][_run-{run}][_desc-{desc}]_{suffix}.png"
+    assert shown["spec"]["outputs"] == [pattern]
     dry = rb(home, "run", "qc-snapshot", "--query", "suffix=T1w", "--dry-run")
     assert dry.returncode == 0 and dry.stdout.count("run  ") == 6
     assert "6 jobs planned, 0 already done (skipped), 6 to run" in dry.stderr
     done = rb(home, "run", "qc-snapshot", "--query", "suffix=T1w AND ses=1")
-    assert done.returncode == 0 and done.stdout.strip() == "qc-snapshot: 3 succeeded, 0 failed, 0 skipped (already done)"
+    assert done.returncode == 0
+    assert done.stdout.strip() == "qc-snapshot: 3 succeeded, 0 failed, 0 skipped (already done)"
     again = rb(home, "run", "qc-snapshot", "--query", "suffix=T1w")
     assert "3 succeeded, 0 failed, 3 skipped (already done)" in again.stdout
     jobs = rb(home, "jobs").stdout.splitlines()

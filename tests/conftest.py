@@ -11,6 +11,7 @@ The cohorts are built once per session from real images shipped in installed pac
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -39,6 +40,55 @@ def docker_engine() -> Iterator[None]:
     yield
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
+
+
+@dataclasses.dataclass
+class GcpStack:
+    """The local Google Cloud stack of a test session (see tests/emulators.py)."""
+
+    project: str
+    pubsub_host: str
+    firestore_host: str
+    storage_url: str
+    notifications_topic: str
+    logdir: Path
+
+
+@pytest.fixture(scope="session")
+def gcp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcpStack]:
+    """Pub/Sub and Firestore emulators and fake-gcs-server (publishing bucket notifications
+    to the Pub/Sub emulator), started once per session; their addresses are exported in the
+    standard ``*_EMULATOR_HOST`` variables for the client libraries."""
+    from google.cloud import pubsub_v1
+
+    from tests import emulators
+
+    logdir = tmp_path_factory.mktemp("gcp-logs")
+    started: list[emulators.Service] = []
+    saved = {
+        k: os.environ.get(k)
+        for k in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT")
+    }
+    try:
+        started.append(emulators.pubsub(logdir))
+        started.append(emulators.firestore(logdir))
+        os.environ["PUBSUB_EMULATOR_HOST"] = started[0].host
+        os.environ["FIRESTORE_EMULATOR_HOST"] = started[1].host
+        os.environ["GOOGLE_CLOUD_PROJECT"] = emulators.PROJECT
+        topic = "bucket-notifications"
+        publisher = pubsub_v1.PublisherClient()
+        publisher.create_topic(name=publisher.topic_path(emulators.PROJECT, topic))
+        started.append(emulators.fake_gcs(logdir, pubsub_host=started[0].host, topic=topic))
+        os.environ["STORAGE_EMULATOR_HOST"] = f"http://{started[2].host}"
+        yield GcpStack(emulators.PROJECT, started[0].host, started[1].host, f"http://{started[2].host}", topic, logdir)
+    finally:
+        for service in reversed(started):
+            service.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

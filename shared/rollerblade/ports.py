@@ -175,10 +175,6 @@ class EventBus(abc.ABC):
     def nack(self, *, message_id: str, delay: float = 0.0, error: str = "") -> None:
         """Make a message deliverable again after ``delay`` seconds, noting why."""
 
-    @abc.abstractmethod
-    def pending(self, *, topic: str) -> int:
-        """How many messages on ``topic`` are not yet acknowledged."""
-
 
 @dataclasses.dataclass(frozen=True)
 class ExecSpec:

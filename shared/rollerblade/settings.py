@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from rollerblade.errors import SettingsError
 
-Backend = Literal["local"]
+Backend = Literal["local", "gcp"]
 ExecutorName = Literal["docker", "process"]
 ENV_PREFIX = "ROLLERBLADE_"
 
@@ -31,7 +31,19 @@ class Settings:
 
     backend: Backend = "local"
     """Which adapters to use. ``local``: directory bucket, SQLite index, SQLite event queue.
-    Env: ``ROLLERBLADE_BACKEND``."""
+    ``gcp``: Cloud Storage bucket, Firestore index, Pub/Sub (the standard
+    ``STORAGE_EMULATOR_HOST``, ``FIRESTORE_EMULATOR_HOST``, ``PUBSUB_EMULATOR_HOST`` point the
+    clients at local emulators). Env: ``ROLLERBLADE_BACKEND``."""
+
+    gcp_project: str = ""
+    """Google Cloud project of the ``gcp`` backend. Env: ``ROLLERBLADE_GCP_PROJECT``."""
+
+    bucket: str = ""
+    """Cloud Storage bucket of the ``gcp`` backend. Env: ``ROLLERBLADE_BUCKET``."""
+
+    collection_prefix: str = ""
+    """Prefix of every Firestore collection (several deployments in one database).
+    Env: ``ROLLERBLADE_COLLECTION_PREFIX``."""
 
     workers: int = 4
     """Parallel workers for reading files while re-indexing (capped at the CPU count).
@@ -75,7 +87,10 @@ class Settings:
                 )
             values[name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**{k: _convert(k, v) for k, v in values.items()})
+        settings = cls(**{k: _convert(k, v) for k, v in values.items()})
+        if settings.backend == "gcp" and not (settings.gcp_project and settings.bucket):
+            raise SettingsError(f"{ENV_PREFIX}BACKEND=gcp needs {ENV_PREFIX}GCP_PROJECT and {ENV_PREFIX}BUCKET")
+        return settings
 
 
 def _convert(name: str, value: Any) -> Any:
@@ -94,7 +109,7 @@ def _convert(name: str, value: Any) -> Any:
             raise SettingsError(f"{ENV_PREFIX}EXECUTOR must be 'docker' or 'process', not {value!r}")
         return value
     if name == "backend":
-        if value != "local":
-            raise SettingsError(f"{ENV_PREFIX}BACKEND must be 'local', not {value!r}")
+        if value not in ("local", "gcp"):
+            raise SettingsError(f"{ENV_PREFIX}BACKEND must be 'local' or 'gcp', not {value!r}")
         return value
     return value

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Mapping
 
 from rollerblade.adapters import local_bus, local_dir, sqlite_index
 from rollerblade.ports import EventBus, Executor, Index, Storage
@@ -36,9 +37,14 @@ class Stack:
                 close()
 
 
-def open_stack(settings: Settings) -> Stack:
-    """Open (creating if needed) the store that ``settings`` point at."""
+def open_stack(settings: Settings, *, environ: Mapping[str, str] | None = None) -> Stack:
+    """Open (creating if needed) the store that ``settings`` point at.
+
+    ``environ`` is only read for the standard emulator variables of the ``gcp`` backend.
+    """
     settings.home.mkdir(parents=True, exist_ok=True)
+    if settings.backend == "gcp":
+        return _open_gcp(settings, environ or {})
     return Stack(
         settings=settings,
         storage=local_dir.LocalDirStorage(settings.bucket_root),
@@ -56,3 +62,18 @@ def make_executor(settings: Settings) -> Executor:
 
     store_id = hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:16]
     return docker_exec.DockerExecutor(store_id=store_id)
+
+
+def _open_gcp(settings: Settings, environ: Mapping[str, str]) -> Stack:
+    from rollerblade.adapters import firestore_index, gcs
+
+    storage = gcs.GcsStorage(
+        bucket=settings.bucket, project=settings.gcp_project, emulator_host=environ.get("STORAGE_EMULATOR_HOST")
+    )
+    index = firestore_index.FirestoreIndex(
+        project=settings.gcp_project, prefix=settings.collection_prefix, emulator="FIRESTORE_EMULATOR_HOST" in environ
+    )
+    # The cloud deployment delivers object events through Pub/Sub to the index_object
+    # function; a CLI import drains its own events in-process through a local queue.
+    bus = local_bus.LocalBus(settings.home / "events.sqlite")
+    return Stack(settings=settings, storage=storage, index=index, bus=bus)

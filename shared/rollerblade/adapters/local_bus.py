@@ -101,6 +101,7 @@ class LocalBus(EventBus):
             )
 
     def pending(self, *, topic: str) -> int:
+        """How many messages on ``topic`` are not yet acknowledged (and not dead)."""
         (count,) = self._db.execute(
             "SELECT count(*) FROM messages WHERE topic = ? AND attempts < ?", (topic, self.max_attempts)
         ).fetchone()

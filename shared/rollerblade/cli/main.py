@@ -33,7 +33,7 @@ class Context:
     @property
     def stack(self) -> Stack:
         if self._stack is None:
-            self._stack = open_stack(self.settings)
+            self._stack = open_stack(self.settings, environ=os.environ)
         return self._stack
 
     def close(self) -> None:
@@ -220,12 +220,26 @@ def download(ctx: Context, query: str, destination: Path) -> None:
 
 
 @cli.command()
-@click.option("--subjects", type=click.IntRange(2, 500), default=12, show_default=True,
-              help="How many participants the generated cohort has.")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where to write the cohort and downloads [default: HOME/demo].")
-@click.option("--analyses", "analyses_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder of the example Analyses to run [default: analyses/ of this checkout].")
+@click.option(
+    "--subjects",
+    type=click.IntRange(2, 500),
+    default=12,
+    show_default=True,
+    help="How many participants the generated cohort has.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the cohort and downloads [default: HOME/demo].",
+)
+@click.option(
+    "--analyses",
+    "analyses_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the example Analyses to run [default: analyses/ of this checkout].",
+)
 @click.option("--no-analyses", is_flag=True, help="Only build, import, query and download.")
 @pass_context
 def demo(ctx: Context, subjects: int, workdir: Path | None, analyses_dir: Path | None, no_analyses: bool) -> None:
@@ -239,8 +253,14 @@ def demo(ctx: Context, subjects: int, workdir: Path | None, analyses_dir: Path |
             analyses_dir = checkout
         else:
             output.info("no analyses/ folder next to this installation; pass --analyses DIR to run them")
-    demo_run.run_demo(ctx.stack, actor=ctx.actor, subjects=subjects, workdir=workdir or ctx.settings.home / "demo",
-                      echo=click.echo, analyses_dir=None if no_analyses else analyses_dir)
+    demo_run.run_demo(
+        ctx.stack,
+        actor=ctx.actor,
+        subjects=subjects,
+        workdir=workdir or ctx.settings.home / "demo",
+        echo=click.echo,
+        analyses_dir=None if no_analyses else analyses_dir,
+    )
 
 
 for _command in analyses_cli.COMMANDS:

@@ -37,7 +37,12 @@ DOWNLOAD_QUERY = EXAMPLE_QUERIES[0][1]
 
 
 def run_demo(
-    stack: Stack, *, actor: Actor, subjects: int, workdir: Path, echo: Callable[[str], None],
+    stack: Stack,
+    *,
+    actor: Actor,
+    subjects: int,
+    workdir: Path,
+    echo: Callable[[str], None],
     analyses_dir: Path | None = None,
 ) -> None:
     started = time.perf_counter()
@@ -124,11 +129,19 @@ def run_analyses(stack: Stack, *, actor: Actor, workdir: Path, analyses_dir: Pat
         t0 = time.perf_counter()
         doc = analyses.register_analysis(analyses_dir / name, index=stack.index, executor=executor, actor=actor)
         report = running.run_analysis(
-            name, query, storage=stack.storage, index=stack.index, bus=stack.bus, executor=executor, actor=actor,
+            name,
+            query,
+            storage=stack.storage,
+            index=stack.index,
+            bus=stack.bus,
+            executor=executor,
+            actor=actor,
             workdir=stack.settings.work_root,
         )
-        echo(f"   {name} ({doc['image_digest'][:19]}): {len(report.planned)} jobs, {len(report.succeeded)} ran, "
-             f"{len(report.skipped)} already done, {len(report.failed)} failed ({time.perf_counter() - t0:.1f} s)")
+        echo(
+            f"   {name} ({doc['image_digest'][:19]}): {len(report.planned)} jobs, {len(report.succeeded)} ran, "
+            f"{len(report.skipped)} already done, {len(report.failed)} failed ({time.perf_counter() - t0:.1f} s)"
+        )
         for job in report.failed[:3]:
             echo(f"     failed {job.dataset}/{job.slice_id}: {job.message}")
     dice = colin27_dice(stack, actor=actor, workdir=workdir)
@@ -146,8 +159,9 @@ def colin27_dice(stack: Stack, *, actor: Actor, workdir: Path) -> float | None:
     import nibabel as nib
     import numpy as np
 
-    found = list(querying.find_records("dataset=colin27 AND analysis=brain-mask AND suffix=mask", index=stack.index,
-                                       actor=actor))
+    found = list(
+        querying.find_records("dataset=colin27 AND analysis=brain-mask AND suffix=mask", index=stack.index, actor=actor)
+    )
     if not found:
         return None
     target = workdir / "colin27_mask.nii.gz"

@@ -1,0 +1,67 @@
+"""Cloud Functions entry points (functions-framework). Thin: decode, call the core handler,
+log. An exception makes the function answer 500, so Pub/Sub / Eventarc retry the event;
+input that can never succeed (malformed message, unknown event type) is logged and
+acknowledged, and a bad object (corrupt NIfTI, malformed name) is indexed with its error.
+
+* ``index_object``: bucket object events, as a Cloud Storage CloudEvent or as a Pub/Sub
+  message carrying a bucket notification.
+* ``rerun``: a Pub/Sub message whose body is ``{"query": "<aBIDS query>"}``.
+
+Settings come from the environment (ROLLERBLADE_BACKEND=gcp, ROLLERBLADE_GCP_PROJECT,
+ROLLERBLADE_BUCKET, ROLLERBLADE_COLLECTION_PREFIX); the stack is opened once per instance.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from typing import Any
+
+import functions_framework
+
+from rollerblade.errors import InputError
+from rollerblade.pipeline import indexing, notifications, reruns
+from rollerblade.records import Actor
+from rollerblade.settings import Settings
+from rollerblade.stack import Stack, open_stack
+
+log = logging.getLogger("rollerblade.functions")
+ACTOR = Actor(os.environ.get("ROLLERBLADE_FUNCTION_ACTOR", "cloud-function"))
+_stack: Stack | None = None
+
+
+def stack() -> Stack:
+    global _stack
+    if _stack is None:
+        settings = Settings.from_env(os.environ, home=os.environ.get("ROLLERBLADE_HOME", "/tmp/rollerblade"))
+        _stack = open_stack(settings, environ=os.environ)
+    return _stack
+
+
+@functions_framework.cloud_event
+def index_object(cloud_event: Any) -> None:
+    try:
+        event = notifications.decode_object_event(cloud_event["type"], cloud_event.data)
+    except InputError as e:
+        log.error("acknowledged without indexing: %s", e)
+        return
+    if event is None:
+        log.info("ignored %s", cloud_event["type"])
+        return
+    s = stack()
+    outcome = indexing.index_object(event, storage=s.storage, index=s.index, actor=ACTOR)
+    log.info("%s %s: %s%s", event.kind, event.key, outcome.action, f" ({outcome.error})" if outcome.error else "")
+
+
+@functions_framework.cloud_event
+def rerun(cloud_event: Any) -> None:
+    try:
+        message = (cloud_event.data or {}).get("message") or {}
+        query = reruns.decode_rerun(base64.b64decode(message.get("data") or b"").decode("utf-8"))
+    except (InputError, ValueError, AttributeError) as e:
+        log.error("rerun message acknowledged without action: %s", e)
+        return
+    s = stack()
+    count = reruns.rerun_query(query, storage=s.storage, index=s.index, actor=ACTOR)
+    log.info("rerun %r: %d records re-indexed", query, count)

@@ -1,0 +1,263 @@
+"""The Index port on Firestore (or its emulator in tests).
+
+The only module that imports ``google.cloud.firestore``. Collections (all names start
+with ``prefix``, so several deployments or tests can share a database):
+
+* ``records``: one document per data file: ``dataset``, ``path``, ``generation``, ``doc``
+  (the record as JSON text) and the flat query view as maps ``s`` (text) and ``n``
+  (numbers); queries compile to native filters on these maps
+  (:mod:`rollerblade.adapters.firestore_query`), the rest is finished in Python;
+* ``metadata``, ``datasets``, ``fields``, ``analyses``, ``jobs``.
+
+Document ids are hashes of natural keys, so every write is idempotent. Writes go in
+batches of 500. SDK errors: unavailable/deadline/aborted -> ``TemporaryError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from google.api_core import exceptions as gexc
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from rollerblade.adapters.firestore_query import compile_filters
+from rollerblade.analyses.jobs import JobRecord
+from rollerblade.errors import TemporaryError
+from rollerblade.ports import Index
+from rollerblade.query import ast
+from rollerblade.query.evaluate import matches
+from rollerblade.query.fields import flatten, number_form, text_form
+from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
+
+T = TypeVar("T")
+BATCH = 500
+_RETRYABLE = (
+    gexc.ServiceUnavailable,
+    gexc.DeadlineExceeded,
+    gexc.Aborted,
+    gexc.InternalServerError,
+    gexc.TooManyRequests,
+)
+
+
+def _id(*parts: str) -> str:
+    return hashlib.sha1("\0".join(parts).encode(), usedforsecurity=False).hexdigest()
+
+
+class FirestoreIndex(Index):
+    def __init__(self, *, project: str, prefix: str = "", emulator: bool = False, client: Any = None) -> None:
+        if client is None:
+            client = (
+                firestore.Client(project=project, credentials=AnonymousCredentials())
+                if emulator
+                else firestore.Client(project=project)
+            )
+        self._db = client
+        self.prefix = prefix
+        self._fields: set[str] | None = None
+
+    def __repr__(self) -> str:
+        return f"FirestoreIndex(project={self._db.project!r}, prefix={self.prefix!r})"
+
+    def _col(self, name: str) -> Any:
+        return self._db.collection(self.prefix + name)
+
+    @staticmethod
+    def _call(what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except _RETRYABLE as e:
+            raise TemporaryError(f"Firestore unavailable ({what}): {e}", delay=2) from e
+
+    def _stream(self, what: str, query: Any) -> list[Any]:
+        return self._call(what, lambda: list(query.stream()))
+
+    def _count(self, query: Any) -> int:
+        return int(self._call("count", lambda: query.count().get())[0][0].value)
+
+    def _batched(self, operations: Iterable[tuple[str, Any, Any]]) -> None:
+        """Apply ("set" | "delete", ref, data) operations in batches of 500."""
+        batch, count = self._db.batch(), 0
+        for op, ref, data in operations:
+            if op == "set":
+                batch.set(ref, data)
+            else:
+                batch.delete(ref)
+            count += 1
+            if count == BATCH:
+                self._call("batch write", batch.commit)
+                batch, count = self._db.batch(), 0
+        if count:
+            self._call("batch write", batch.commit)
+
+    # -- records -------------------------------------------------------------------
+    def _record_data(self, record: ScanRecord) -> dict[str, Any]:
+        flat = flatten(record)
+        numbers = {k: x for k, v in flat.items() if (x := number_form(v)) is not None and math.isfinite(x)}
+        return {
+            "dataset": record.dataset,
+            "path": record.path,
+            "generation": record.generation,
+            "doc": json.dumps(record.to_doc(), separators=(",", ":")),
+            "s": {k: text_form(v) for k, v in flat.items()},
+            "n": numbers,
+        }
+
+    def _note_fields(self, records: Sequence[ScanRecord]) -> list[tuple[str, Any, Any]]:
+        known = self.known_fields()
+        new = {name for r in records for name in flatten(r)} - known
+        known |= new
+        return [("set", self._col("fields").document(_id(name)), {"name": name}) for name in sorted(new)]
+
+    def put_records(self, *, records: Sequence[ScanRecord]) -> None:
+        ops = [("set", self._col("records").document(_id(r.dataset, r.path)), self._record_data(r)) for r in records]
+        self._batched(ops + self._note_fields(records))
+
+    def delete_records(self, *, keys: Sequence[tuple[str, str]]) -> None:
+        self._batched(("delete", self._col("records").document(_id(d, p)), None) for d, p in keys)
+
+    def get_record(self, *, dataset: str, path: str) -> ScanRecord | None:
+        snap = self._call("get", self._col("records").document(_id(dataset, path)).get)
+        return ScanRecord.from_doc(json.loads(snap.get("doc"))) if snap.exists else None
+
+    def records(self, *, dataset: str, prefix: str = "") -> Iterator[ScanRecord]:
+        query = self._col("records").where(filter=FieldFilter("dataset", "==", dataset))
+        if prefix:
+            query = query.where(filter=FieldFilter("path", ">=", prefix)).where(
+                filter=FieldFilter("path", "<", prefix + "\uffff")
+            )
+        docs = self._call("query", lambda: [ScanRecord.from_doc(json.loads(s.get("doc"))) for s in query.stream()])
+        return iter(sorted(docs, key=lambda r: r.path))
+
+    def _matching(self, node: ast.Node) -> list[ScanRecord]:
+        native, residual = compile_filters(node)
+        query = self._col("records")
+        if native is not None:
+            query = query.where(filter=native)
+
+        def fetch() -> list[ScanRecord]:
+            out = []
+            for snap in query.select(["doc"]).stream():
+                record = ScanRecord.from_doc(json.loads(snap.get("doc")))
+                if residual is None or matches(residual, flatten(record)):
+                    out.append(record)
+            return out
+
+        found = self._call("query", fetch)
+        found.sort(key=lambda r: (r.dataset, r.path))
+        return found
+
+    def query(self, *, node: ast.Node, limit: int | None = None) -> Iterator[ScanRecord]:
+        found = self._matching(node)
+        return iter(found if limit is None else found[:limit])
+
+    def count(self, *, node: ast.Node) -> int:
+        native, residual = compile_filters(node)
+        if residual is None:
+            query = self._col("records") if native is None else self._col("records").where(filter=native)
+            return self._count(query)
+        return len(self._matching(node))
+
+    def known_fields(self) -> set[str]:
+        if self._fields is None:
+            self._fields = {s.get("name") for s in self._call("fields", lambda: list(self._col("fields").stream()))}
+        return self._fields
+
+    # -- metadata files -------------------------------------------------------------
+    def _meta_ops(self, files: Sequence[MetadataFile]) -> list[tuple[str, Any, Any]]:
+        return [
+            (
+                "set",
+                self._col("metadata").document(_id(m.dataset, m.path)),
+                {"dataset": m.dataset, "path": m.path, "directory": m.directory, "doc": json.dumps(m.to_doc())},
+            )
+            for m in files
+        ]
+
+    def put_metadata(self, *, files: Sequence[MetadataFile]) -> None:
+        self._batched(self._meta_ops(files))
+
+    def delete_metadata(self, *, keys: Sequence[tuple[str, str]]) -> None:
+        self._batched(("delete", self._col("metadata").document(_id(d, p)), None) for d, p in keys)
+
+    def metadata(self, *, dataset: str, directories: Iterable[str] | None = None) -> list[MetadataFile]:
+        base = self._col("metadata").where(filter=FieldFilter("dataset", "==", dataset))
+        queries = [base]
+        if directories is not None:
+            dirs = sorted(set(directories))
+            queries = [
+                base.where(filter=FieldFilter("directory", "in", dirs[i : i + 30])) for i in range(0, len(dirs), 30)
+            ]
+        docs = [MetadataFile.from_doc(json.loads(s.get("doc"))) for q in queries for s in self._stream("metadata", q)]
+        return sorted(docs, key=lambda m: m.path)
+
+    def replace_dataset(self, *, name: str, records: Sequence[ScanRecord], metadata: Sequence[MetadataFile]) -> None:
+        keep_records = {_id(r.dataset, r.path) for r in records}
+        keep_meta = {_id(m.dataset, m.path) for m in metadata}
+        stale = []
+        for collection, keep in (("records", keep_records), ("metadata", keep_meta)):
+            query = self._col(collection).where(filter=FieldFilter("dataset", "==", name)).select([])
+            for snap in self._stream("list", query):
+                if snap.id not in keep:
+                    stale.append(("delete", snap.reference, None))
+        writes = [("set", self._col("records").document(_id(r.dataset, r.path)), self._record_data(r)) for r in records]
+        self._batched(writes + self._meta_ops(metadata) + self._note_fields(records) + stale)
+
+    # -- datasets -------------------------------------------------------------------
+    def put_dataset(self, *, info: DatasetInfo) -> None:
+        ref = self._col("datasets").document(info.name)
+        self._call("set", lambda: ref.set(info.to_doc()))
+
+    def get_dataset(self, *, name: str) -> DatasetInfo | None:
+        snap = self._call("get", self._col("datasets").document(name).get)
+        return DatasetInfo.from_doc(snap.to_dict()) if snap.exists else None
+
+    def datasets(self) -> list[DatasetInfo]:
+        docs = self._call("datasets", lambda: list(self._col("datasets").stream()))
+        return sorted((DatasetInfo.from_doc(s.to_dict()) for s in docs), key=lambda d: d.name)
+
+    def dataset_stats(self, *, name: str) -> Mapping[str, int]:
+        mine = self._col("records").where(filter=FieldFilter("dataset", "==", name))
+        errors = mine.where(filter=FieldFilter(firestore.Client.field_path("s", "error"), ">", ""))
+        meta = self._col("metadata").where(filter=FieldFilter("dataset", "==", name))
+        counts = [self._count(q) for q in (mine, errors, meta)]
+        return {"records": counts[0], "errors": counts[1], "metadata": counts[2]}
+
+    # -- analyses and jobs ----------------------------------------------------------
+    def put_analysis(self, *, name: str, doc: Mapping[str, Any]) -> None:
+        ref = self._col("analyses").document(name)
+        self._call("set", lambda: ref.set({"doc": json.dumps(dict(doc))}))
+
+    def get_analysis(self, *, name: str) -> dict[str, Any] | None:
+        snap = self._call("get", self._col("analyses").document(name).get)
+        return dict(json.loads(snap.get("doc"))) if snap.exists else None
+
+    def analyses(self) -> list[dict[str, Any]]:
+        docs = self._call("analyses", lambda: list(self._col("analyses").stream()))
+        return sorted((json.loads(s.get("doc")) for s in docs), key=lambda d: d["name"])
+
+    def put_job(self, *, job: JobRecord) -> None:
+        data = {"analysis": job.analysis, "state": job.state, "updated": time.time(), "doc": json.dumps(job.to_doc())}
+        ref = self._col("jobs").document(job.key)
+        self._call("set", lambda: ref.set(data))
+
+    def get_job(self, *, key: str) -> JobRecord | None:
+        snap = self._call("get", self._col("jobs").document(key).get)
+        return JobRecord.from_doc(json.loads(snap.get("doc"))) if snap.exists else None
+
+    def jobs(self, *, analysis: str | None = None, state: str | None = None) -> list[JobRecord]:
+        query = self._col("jobs")
+        if analysis is not None:
+            query = query.where(filter=FieldFilter("analysis", "==", analysis))
+        if state is not None:
+            query = query.where(filter=FieldFilter("state", "==", state))
+        snaps = self._call("jobs", lambda: list(query.stream()))
+        snaps.sort(key=lambda s: s.get("updated"), reverse=True)
+        return [JobRecord.from_doc(json.loads(s.get("doc"))) for s in snaps]

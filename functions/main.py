@@ -42,14 +42,14 @@ def stack() -> Stack:
 @functions_framework.cloud_event
 def index_object(cloud_event: Any) -> None:
     try:
-        event = notifications.decode_object_event(cloud_event["type"], cloud_event.data)
+        bucket, event = notifications.decode_object_event(cloud_event["type"], cloud_event.data)
     except InputError as e:
         log.error("acknowledged without indexing: %s", e)
         return
-    if event is None:
-        log.info("ignored %s", cloud_event["type"])
-        return
     s = stack()
+    if event is None or bucket != s.settings.bucket:
+        log.info("ignored %s for bucket %r", cloud_event["type"], bucket)
+        return
     outcome = indexing.index_object(event, storage=s.storage, index=s.index, actor=ACTOR)
     log.info("%s %s: %s%s", event.kind, event.key, outcome.action, f" ({outcome.error})" if outcome.error else "")
 

@@ -111,7 +111,9 @@ class FirestoreIndex(Index):
         }
 
     def _note_fields(self, records: Sequence[ScanRecord]) -> list[tuple[str, Any, Any]]:
-        known = self.known_fields()
+        if self._fields is None:
+            self.known_fields()
+        known = self._fields if self._fields is not None else set()
         new = {name for r in records for name in flatten(r)} - known
         known |= new
         return [("set", self._col("fields").document(_id(name)), {"name": name}) for name in sorted(new)]
@@ -166,9 +168,10 @@ class FirestoreIndex(Index):
         return len(self._matching(node))
 
     def known_fields(self) -> set[str]:
-        if self._fields is None:
-            self._fields = {s.get("name") for s in self._call("fields", lambda: list(self._col("fields").stream()))}
-        return self._fields
+        # Read fresh: other writers (every function instance) add fields all the time.
+        names = {s.get("name") for s in self._stream("fields", self._col("fields"))}
+        self._fields = names | (self._fields or set())
+        return names
 
     # -- metadata files -------------------------------------------------------------
     def _meta_ops(self, files: Sequence[MetadataFile]) -> list[tuple[str, Any, Any]]:

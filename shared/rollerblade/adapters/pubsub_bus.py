@@ -147,10 +147,10 @@ class PubSubBus(EventBus):
         for subscription, ids in by_subscription.items():
             request: dict[str, Any] = {"subscription": subscription, "ack_ids": ids}
             if seconds is None:
-                self._call("ack", lambda: self._subscriber.acknowledge(request=request))
+                self._call("ack", lambda r=request: self._subscriber.acknowledge(request=r))  # type: ignore[misc]
             else:
                 request["ack_deadline_seconds"] = seconds
-                self._call("nack", lambda: self._subscriber.modify_ack_deadline(request=request))
+                self._call("nack", lambda r=request: self._subscriber.modify_ack_deadline(request=r))  # type: ignore[misc]
 
     def ack(self, *, message_ids: Sequence[str]) -> None:
         self._modify(message_ids, None)

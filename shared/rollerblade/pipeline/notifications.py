@@ -37,17 +37,20 @@ def _generation(value: Any) -> int | None:
         raise InputError(f"object generation is not a number: {value!r}") from None
 
 
-def decode_object_event(event_type: str, data: Any) -> ObjectEvent | None:
-    """The object event a CloudEvent carries, ``None`` for events to acknowledge and ignore."""
+def decode_object_event(event_type: str, data: Any) -> tuple[str, ObjectEvent | None]:
+    """(bucket, object event) a CloudEvent carries; the event is ``None`` for events to
+    acknowledge and ignore."""
     if event_type in STORAGE_TYPES:
         if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
             raise InputError(f"{event_type}: data is not a Cloud Storage object (no 'name'): {str(data)[:200]}")
-        return ObjectEvent(STORAGE_TYPES[event_type], data["name"], _generation(data.get("generation")))
+        event = ObjectEvent(STORAGE_TYPES[event_type], data["name"], _generation(data.get("generation")))
+        return str(data.get("bucket") or ""), event
     if event_type == PUBSUB_TYPE:
         message = data.get("message") if isinstance(data, Mapping) else None
         if not isinstance(message, Mapping):
             raise InputError(f"{event_type}: no 'message' in the event data: {str(data)[:200]}")
-        return decode_notification(message.get("attributes") or {})
+        attributes = message.get("attributes") or {}
+        return str(attributes.get("bucketId") or ""), decode_notification(attributes)
     raise InputError(f"unknown event type {event_type!r}; expected a Cloud Storage or Pub/Sub event")
 
 

@@ -39,9 +39,18 @@ def executor_run(executor: object, work: Path, i: int) -> float:
     folder = work / f"run{i}"
     (folder / "in").mkdir(parents=True)
     (folder / "out").mkdir()
-    spec = ExecSpec(job_key=f"bench-{i}", image=IMAGE, command=COMMAND, input_dir=str(folder / "in"),
-                    output_dir=str(folder / "out"), env={}, cpu=1.0, memory=256 << 20, timeout=60,
-                    log_path=str(folder / "log.txt"))
+    spec = ExecSpec(
+        job_key=f"bench-{i}",
+        image=IMAGE,
+        command=COMMAND,
+        input_dir=str(folder / "in"),
+        output_dir=str(folder / "out"),
+        env={},
+        cpu=1.0,
+        memory=256 << 20,
+        timeout=60,
+        log_path=str(folder / "log.txt"),
+    )
     t0 = time.perf_counter()
     result = executor.run(spec=spec)  # type: ignore[attr-defined]
     assert result.exit_code == 0, result
@@ -67,10 +76,17 @@ def throughput(scans: int, work: Path) -> tuple[float, float]:
     from rollerblade.demo.cohort import FULL, SITES, make_participants, write_dataset
     from rollerblade.pipeline import importing
 
-    source = write_dataset(work / "tree", SITES[0], make_participants(scans // 2, np.random.default_rng(0)),
-                           sessions=2, modalities=FULL, images="tiny")
-    importing.import_dataset(source, dataset="bench", storage=stack.storage, index=stack.index, bus=stack.bus,
-                             actor=Actor("bench"))
+    source = write_dataset(
+        work / "tree",
+        SITES[0],
+        make_participants(scans // 2, np.random.default_rng(0)),
+        sessions=2,
+        modalities=FULL,
+        images="tiny",
+    )
+    importing.import_dataset(
+        source, dataset="bench", storage=stack.storage, index=stack.index, bus=stack.bus, actor=Actor("bench")
+    )
     folder = work / "trivial"
     folder.mkdir()
     (folder / "Dockerfile").write_text(f"FROM {IMAGE}\n")
@@ -83,8 +99,17 @@ def throughput(scans: int, work: Path) -> tuple[float, float]:
     )
     analyses.register_analysis(folder, index=stack.index, executor=stack.executor, actor=Actor("bench"))
     t0 = time.perf_counter()
-    report = running.run_analysis("trivial", "", storage=stack.storage, index=stack.index, bus=stack.bus,
-                                  executor=stack.executor, actor=Actor("bench"), workdir=home / "work", parallel=2)
+    report = running.run_analysis(
+        "trivial",
+        "",
+        storage=stack.storage,
+        index=stack.index,
+        bus=stack.bus,
+        executor=stack.executor,
+        actor=Actor("bench"),
+        workdir=home / "work",
+        parallel=2,
+    )
     elapsed = time.perf_counter() - t0
     assert not report.failed, report.failed[0].message
     stack.close()
@@ -100,9 +125,16 @@ def planning(candidates: int, work: Path) -> tuple[float, float]:
 
     spec = parse_spec("name: a\nversion: '1'\nimage: x\ncommand: x\noutputs: ['sub-{sub}[_ses-{ses}]_x_T1w.json']\n")
     records = [
-        ScanRecord("ds", f"sub-{i:06d}/ses-1/anat/sub-{i:06d}_ses-1_T1w.nii.gz",
-                   {"sub": f"{i:06d}", "ses": "1", "datatype": "anat", "suffix": "T1w", "extension": ".nii.gz"},
-                   {}, {}, {}, {}, {"md5": f"{i:032x}"})
+        ScanRecord(
+            "ds",
+            f"sub-{i:06d}/ses-1/anat/sub-{i:06d}_ses-1_T1w.nii.gz",
+            {"sub": f"{i:06d}", "ses": "1", "datatype": "anat", "suffix": "T1w", "extension": ".nii.gz"},
+            {},
+            {},
+            {},
+            {},
+            {"md5": f"{i:032x}"},
+        )
         for i in range(candidates)
     ]
     t0 = time.perf_counter()
@@ -131,15 +163,21 @@ def main() -> None:
         bare_run()  # warm up
         bare = statistics.median(bare_run() for _ in range(args.repeats))
         ours = statistics.median(executor_run(executor, work, i) for i in range(args.repeats))
-        print(f"per-job overhead: docker run {bare * 1000:.0f} ms, DockerExecutor.run {ours * 1000:.0f} ms "
-              f"-> ratio {ours / bare:.2f}x (target <= 1.2x)")
+        print(
+            f"per-job overhead: docker run {bare * 1000:.0f} ms, DockerExecutor.run {ours * 1000:.0f} ms "
+            f"-> ratio {ours / bare:.2f}x (target <= 1.2x)"
+        )
         plan_s, skip_s = planning(args.candidates, work)
-        print(f"planning {args.candidates} candidates: job keys {plan_s:.2f} s + skip check {skip_s:.2f} s "
-              f"= {plan_s + skip_s:.2f} s (target < 5 s)")
+        print(
+            f"planning {args.candidates} candidates: job keys {plan_s:.2f} s + skip check {skip_s:.2f} s "
+            f"= {plan_s + skip_s:.2f} s (target < 5 s)"
+        )
         bare_rate, our_rate = throughput(args.scans, work)
-        print(f"throughput with 2 workers over {args.scans} scans: bare docker run {bare_rate:.0f}/min, "
-              f"rollerblade run {our_rate:.0f} jobs/min (staging, commit, indexing included) "
-              f"-> ratio {our_rate / bare_rate:.2f}")
+        print(
+            f"throughput with 2 workers over {args.scans} scans: bare docker run {bare_rate:.0f}/min, "
+            f"rollerblade run {our_rate:.0f} jobs/min (staging, commit, indexing included) "
+            f"-> ratio {our_rate / bare_rate:.2f}"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -26,6 +26,9 @@ class Storage(abc.ABC):
     ``list`` yields objects in key order; keys are checked safe before use.
     """
 
+    #: Whether a forked child process may use this object (no shared network connections).
+    fork_safe: bool = False
+
     @abc.abstractmethod
     def put_bytes(self, *, key: str, data: bytes) -> ObjectInfo: ...
 

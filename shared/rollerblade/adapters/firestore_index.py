@@ -15,6 +15,7 @@ batches of 500. SDK errors: unavailable/deadline/aborted -> ``TemporaryError``.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import math
@@ -83,19 +84,26 @@ class FirestoreIndex(Index):
         return int(self._call("count", lambda: query.count().get())[0][0].value)
 
     def _batched(self, operations: Iterable[tuple[str, Any, Any]]) -> None:
-        """Apply ("set" | "delete", ref, data) operations in batches of 500."""
-        batch, count = self._db.batch(), 0
-        for op, ref, data in operations:
-            if op == "set":
-                batch.set(ref, data)
-            else:
-                batch.delete(ref)
-            count += 1
-            if count == BATCH:
-                self._call("batch write", batch.commit)
-                batch, count = self._db.batch(), 0
-        if count:
+        """Apply ("set" | "delete", ref, data) operations in batches of 500, 4 batches in flight."""
+
+        def commit(chunk: list[tuple[str, Any, Any]]) -> None:
+            batch = self._db.batch()
+            for op, ref, data in chunk:
+                if op == "set":
+                    batch.set(ref, data)
+                else:
+                    batch.delete(ref)
             self._call("batch write", batch.commit)
+
+        ops = list(operations)
+        chunks = [ops[i : i + BATCH] for i in range(0, len(ops), BATCH)]
+        if len(chunks) <= 1:
+            for chunk in chunks:
+                commit(chunk)
+            return
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            for _ in pool.map(commit, chunks):
+                pass
 
     # -- records -------------------------------------------------------------------
     def _record_data(self, record: ScanRecord) -> dict[str, Any]:

@@ -26,6 +26,8 @@ _CHUNK = 1 << 20
 
 
 class LocalDirStorage(Storage):
+    fork_safe = True
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)

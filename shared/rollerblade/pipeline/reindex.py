@@ -50,18 +50,23 @@ def _build_chunk(chunk: list[BidsPath]) -> list[ScanRecord | None]:
     return [_build_one(parsed) for parsed in chunk]
 
 
-def _build_all(items: list[BidsPath], workers: int) -> Iterator[ScanRecord | None]:
-    """Build records, in forked worker processes when there are many (header parsing is
-    CPU-bound Python; threads would share one core)."""
+def _build_all(items: list[BidsPath], workers: int, storage: Storage) -> Iterator[ScanRecord | None]:
+    """Build records: in forked worker processes for a local storage with many files
+    (header parsing is CPU-bound Python), in threads for network storages (I/O-bound, and
+    their connections must not be shared across a fork)."""
     processes = min(workers, os.cpu_count() or 1)
-    if processes < 2 or len(items) < PARALLEL_THRESHOLD or "fork" not in mp.get_all_start_methods():
+    forkable = storage.fork_safe and "fork" in mp.get_all_start_methods()
+    if forkable and processes >= 2 and len(items) >= PARALLEL_THRESHOLD:
+        size = 256
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        with concurrent.futures.ProcessPoolExecutor(processes, mp_context=mp.get_context("fork")) as pool:
+            for built in pool.map(_build_chunk, chunks):
+                yield from built
+    elif not forkable and workers > 1 and len(items) > 1:
+        with concurrent.futures.ThreadPoolExecutor(workers) as threads:
+            yield from threads.map(_build_one, items)
+    else:
         yield from map(_build_one, items)
-        return
-    size = 256
-    chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    with concurrent.futures.ProcessPoolExecutor(processes, mp_context=mp.get_context("fork")) as pool:
-        for built in pool.map(_build_chunk, chunks):
-            yield from built
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +97,7 @@ def reindex_dataset(
     data: dict[str, BidsPath] = {}
     unparsable: dict[str, tuple[ObjectInfo, str]] = {}
     metadata: list[MetadataFile] = []
+    metadata_objects: list[tuple[ObjectInfo, BidsPath]] = []
     for obj in objects:
         _, inner, analysis = layout.split_key(obj.key)
         try:
@@ -102,8 +108,11 @@ def reindex_dataset(
         if parsed.kind == "data":
             data.setdefault(parsed.path, parsed)
         elif parsed.kind not in ("opaque", "document"):
-            content = storage.read(key=obj.key)
-            metadata.append(parse_metadata(dataset=dataset, parsed=parsed, data=content, generation=obj.generation))
+            metadata_objects.append((obj, parsed))
+    with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as readers:  # network storages: many small reads
+        contents = list(readers.map(lambda item: storage.read(key=item[0].key), metadata_objects))
+    for (obj, parsed), content in zip(metadata_objects, contents, strict=True):
+        metadata.append(parse_metadata(dataset=dataset, parsed=parsed, data=content, generation=obj.generation))
     context = DatasetContext(metadata)
     records = [
         unparsable_record(dataset, path, storage.stat(key=obj.key), error) for path, (obj, error) in unparsable.items()
@@ -114,7 +123,7 @@ def reindex_dataset(
     global _JOB
     _JOB = (storage, dataset, context)
     try:
-        for record in _build_all(list(data.values()), workers):
+        for record in _build_all(list(data.values()), workers, storage):
             if record is not None:
                 records.append(record)
             done += 1

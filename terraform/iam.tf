@@ -1,0 +1,24 @@
+# Least privilege: the functions read the bucket and write Firestore; the invoker account
+# only calls the functions.
+
+resource "google_service_account" "functions" {
+  account_id   = "rollerblade-functions"
+  display_name = "Rollerblade Cloud Functions (index_object, rerun)"
+}
+
+resource "google_service_account" "invoker" {
+  account_id   = "rollerblade-invoker"
+  display_name = "Pub/Sub push identity that invokes Rollerblade functions"
+}
+
+resource "google_storage_bucket_iam_member" "functions_read_bucket" {
+  bucket = google_storage_bucket.abids.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.functions.email}"
+}
+
+resource "google_project_iam_member" "functions_use_firestore" {
+  project = var.project
+  role    = "roles/datastore.user"
+  member  = "serviceAccount:${google_service_account.functions.email}"
+}

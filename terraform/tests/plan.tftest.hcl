@@ -1,0 +1,71 @@
+# Offline plan checks with a mocked google provider (terraform test).
+
+mock_provider "google" {
+  mock_data "google_project" {
+    defaults = {
+      number = "123456789"
+    }
+  }
+  mock_data "google_storage_project_service_account" {
+    defaults = {
+      email_address = "service-123456789@gs-project-accounts.iam.gserviceaccount.com"
+    }
+  }
+}
+
+variables {
+  project             = "rollerblade-test"
+  bucket_name         = "rollerblade-test-abids"
+  function_source_zip = "tests/fixtures/functions.zip"
+}
+
+run "bucket_is_private_and_notifies" {
+  command = plan
+
+  assert {
+    condition     = google_storage_bucket.abids.public_access_prevention == "enforced"
+    error_message = "the aBIDS bucket must not be public"
+  }
+  assert {
+    condition     = toset(google_storage_notification.objects.event_types) == toset(["OBJECT_FINALIZE", "OBJECT_DELETE"])
+    error_message = "the bucket must notify object creation and deletion"
+  }
+  assert {
+    condition     = google_storage_notification.objects.payload_format == "JSON_API_V1"
+    error_message = "index_object decodes JSON_API_V1 notifications"
+  }
+}
+
+run "notifications_are_dead_lettered" {
+  command = plan
+
+  assert {
+    condition     = google_pubsub_subscription.index_object.dead_letter_policy[0].max_delivery_attempts == 10
+    error_message = "failing notifications must reach the dead-letter topic"
+  }
+}
+
+run "functions_are_configured_for_gcp" {
+  command = plan
+
+  assert {
+    condition     = google_cloudfunctions2_function.index_object.build_config[0].entry_point == "index_object"
+    error_message = "the bucket notification function is index_object"
+  }
+  assert {
+    condition     = google_cloudfunctions2_function.index_object.service_config[0].environment_variables["ROLLERBLADE_BACKEND"] == "gcp"
+    error_message = "functions must use the gcp backend"
+  }
+  assert {
+    condition     = google_project_iam_member.functions_use_firestore.role == "roles/datastore.user"
+    error_message = "functions only need datastore.user on the project"
+  }
+}
+
+run "rejects_too_few_delivery_attempts" {
+  command = plan
+  variables {
+    max_delivery_attempts = 2
+  }
+  expect_failures = [var.max_delivery_attempts]
+}

@@ -30,7 +30,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from rollerblade.adapters.firestore_query import compile_filters
 from rollerblade.analyses.jobs import JobRecord
-from rollerblade.errors import TemporaryError
+from rollerblade.errors import InputError, TemporaryError
 from rollerblade.ports import Index
 from rollerblade.query import ast
 from rollerblade.query.evaluate import matches
@@ -76,6 +76,13 @@ class FirestoreIndex(Index):
             return fn()
         except _RETRYABLE as e:
             raise TemporaryError(f"Firestore unavailable ({what}): {e}", delay=2) from e
+        except gexc.FailedPrecondition as e:
+            # production Firestore refuses a query that needs a composite index it lacks;
+            # the message carries the link that creates it.
+            raise InputError(
+                f"Firestore needs a composite index for this query ({what}); add it to firestore.indexes.json "
+                f"and apply terraform: {e.message}"
+            ) from e
 
     def _stream(self, what: str, query: Any) -> list[Any]:
         return self._call(what, lambda: list(query.stream()))

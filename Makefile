@@ -8,7 +8,7 @@ demo: setup
 	rollerblade demo
 
 check:
-	ruff check shared tests bench analyses scripts
+	ruff check shared tests bench analyses scripts functions terraform
 	mypy
 	lint-imports
 

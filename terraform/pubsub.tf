@@ -76,7 +76,10 @@ resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
 }
 
 resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
-  for_each     = toset([google_pubsub_subscription.index_object.id, google_pubsub_subscription.reruns.id])
+  for_each = {
+    index_object = google_pubsub_subscription.index_object.id
+    reruns       = google_pubsub_subscription.reruns.id
+  }
   subscription = each.value
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_agent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -72,15 +73,10 @@ def show(name: str) -> None:
 )
 def run(name: str, query: str, parallel: int | None, force: bool, dry_run: bool, executor: str | None) -> None:
     """Run ANALYSIS on every slice the query selects, in parallel, skipping done work."""
-    import dataclasses
-
-    from rollerblade.stack import make_executor
-
     ctx = _ctx()
-    stack = ctx.stack
-    if executor is not None:
+    if executor is not None:  # the flag overrides ROLLERBLADE_EXECUTOR; set before the stack opens
         ctx.settings = dataclasses.replace(ctx.settings, executor=executor)  # type: ignore[arg-type]
-        stack._executor = make_executor(ctx.settings)
+    stack = ctx.stack
     state: dict[str, Any] = {"total": 0, "done": 0, "failed": 0, "t0": time.monotonic()}
 
     def on_plan(report: running.RunReport) -> None:

@@ -189,9 +189,8 @@ class _Runner:
     def run(self, job: PlannedJob) -> JobRecord:
         if job.problem:
             return self.record(job, state="failed", message=job.problem)
-        attempts = (
-            self.index.get_job(key=job.key) or JobRecord(job.key, "", "", "", "", "planned", "", {}, (), ())
-        ).attempts
+        previous = self.index.get_job(key=job.key)
+        attempts = previous.attempts if previous is not None else 0
         for _ in range(self.spec.retries + 1):
             attempts += 1
             self.record(job, state="running", attempts=attempts, message="", exit_code=None)

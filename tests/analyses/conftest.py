@@ -5,6 +5,7 @@ The ``docker_engine`` fixture lives in tests/conftest.py.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -19,18 +20,20 @@ from tests.conftest import ACTOR
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLBOX = Path(__file__).parent / "toolbox"
+#: This session's container label: cleanup never touches another session's containers.
+STORE_ID = f"rollerblade-tests-{os.getpid()}"
 
 
 @pytest.fixture(params=["docker", "process"])
 def executor(request: pytest.FixtureRequest, docker_engine: None) -> Executor:
     if request.param == "docker":
-        return docker_exec.DockerExecutor(store_id="rollerblade-tests")
+        return docker_exec.DockerExecutor(store_id=STORE_ID)
     return process_exec.ProcessExecutor()
 
 
 @pytest.fixture
 def docker_executor(docker_engine: None) -> Executor:
-    return docker_exec.DockerExecutor(store_id="rollerblade-tests")
+    return docker_exec.DockerExecutor(store_id=STORE_ID)
 
 
 Register = Callable[..., dict[str, object]]

@@ -181,3 +181,17 @@ def test_parallelism_fits_the_machine() -> None:
     assert running.budget(spec, None, running.Machine(cpus=2, memory=24 << 30)) == 2
     assert running.budget(spec, 8, running.Machine(cpus=16, memory=10 << 30)) == 2  # memory-bound
     assert running.budget(spec, 1, running.Machine(cpus=16, memory=64 << 30)) == 1
+
+
+def test_one_run_at_a_time_per_store(tmp_path: Path) -> None:
+    from rollerblade.errors import InputError as Refused
+
+    held = running.exclusive_run(tmp_path)
+    held.__enter__()
+    try:
+        with pytest.raises(Refused, match="another rollerblade run is in progress"), running.exclusive_run(tmp_path):
+            pass
+    finally:
+        held.__exit__(None, None, None)
+    with running.exclusive_run(tmp_path):  # released afterwards
+        pass

@@ -12,13 +12,15 @@ not ``succeeded``, so running again finishes exactly those.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import re
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +118,36 @@ def run_analysis(
         on_plan(report)
     if dry_run or not todo:
         return report
+    with exclusive_run(workdir):
+        return _execute(report, todo, spec, doc, storage=storage, index=index, bus=bus, executor=executor,
+                        actor=actor, workdir=workdir, progress=progress)
+
+
+@contextlib.contextmanager
+def exclusive_run(workdir: Path) -> Iterator[None]:
+    """One ``run`` at a time per store: the orphan cleanup at start must not kill the
+    containers of another live run."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / "run.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(
+                f"another rollerblade run is in progress in this store ({workdir}); wait for it to finish"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _execute(
+    report: RunReport, todo: list[PlannedJob], spec: AnalysisSpec, doc: dict[str, Any], *, storage: Storage,
+    index: Index, bus: EventBus, executor: Executor, actor: Actor, workdir: Path, progress: Progress | None,
+) -> RunReport:
     # derivatives committed by an earlier, interrupted run may still wait to be indexed
     drain_object_events(bus=bus, storage=storage, index=index, actor=actor)
-    executor.cleanup()
+    executor.cleanup()  # containers a killed run left behind (the lock proves none is live)
     runner = _Runner(spec, doc, storage=storage, index=index, bus=bus, executor=executor, actor=actor, workdir=workdir)
     lock = threading.Lock()
 

@@ -94,7 +94,8 @@ def work_rollerblade(root: Path, repeats: int) -> dict[str, Any]:
     index_object(ObjectEvent("created", key, info.generation), storage=storage, index=index, actor=Actor("b"))
     out["add_scan_ms"] = (time.perf_counter() - t0) * 1000
     # one changed top-level sidecar (every T1w record inherits it)
-    sidecar = json.loads((root / "T1w.json").read_text())
+    original = (root / "T1w.json").read_bytes()
+    sidecar = json.loads(original)
     sidecar["FlipAngle"] = 8
     t0 = time.perf_counter()
     info = storage.put_bytes(key="datasets/bench/T1w.json", data=json.dumps(sidecar).encode())
@@ -103,6 +104,9 @@ def work_rollerblade(root: Path, repeats: int) -> dict[str, Any]:
     )
     out["sidecar_ms"] = (time.perf_counter() - t0) * 1000
     out["sidecar_records"] = outcome.refreshed
+    # the tree is shared with the other tools: put it back as it was
+    storage.delete(key=key)
+    storage.put_bytes(key="datasets/bench/T1w.json", data=original)
     return out
 
 

@@ -127,3 +127,17 @@ def test_datasets_and_stats(index: Index, cohort_records: tuple[list[ScanRecord]
     index.put_records(records=[broken, *records[1:3]])
     stats = index.dataset_stats(name=records[0].dataset)
     assert stats["records"] == 3 and stats["errors"] == 1
+
+
+def test_large_results_are_complete_and_ordered(
+    index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]
+) -> None:
+    """More matches than one page of reads: every one comes back, in (dataset, path) order."""
+    base = [r for r in cohort_records[0] if r.error is None][:3]
+    many = [dataclasses.replace(r, path=f"{r.path}.{i:04d}") for i in range(250) for r in base]  # 750 records
+    index.put_records(records=many)
+    node = parse_query("suffix ~ '*'")
+    got = [(r.dataset, r.path) for r in index.query(node=node)]
+    assert got == sorted((r.dataset, r.path) for r in many)
+    assert len(list(index.query(node=node, limit=333))) == 333
+    assert index.count(node=parse_query("NOT exists(error)")) == 750

@@ -39,6 +39,7 @@ from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
 
 T = TypeVar("T")
 BATCH = 500
+PAGE = 300  # records read back per round trip when a query's matches are returned
 _RETRYABLE = (
     gexc.ServiceUnavailable,
     gexc.DeadlineExceeded,
@@ -153,34 +154,46 @@ class FirestoreIndex(Index):
         docs = self._call("query", lambda: [ScanRecord.from_doc(json.loads(s.get("doc"))) for s in query.stream()])
         return iter(sorted(docs, key=lambda r: r.path))
 
-    def _matching(self, node: ast.Node) -> list[ScanRecord]:
+    def _matching_keys(self, node: ast.Node) -> list[tuple[str, str, Any]]:
+        """(dataset, path, document reference) of every match, sorted. Only keys are kept in
+        memory; a residual (Python) filter reads each candidate's record once."""
         native, residual = compile_filters(node)
-        query = self._col("records")
-        if native is not None:
-            query = query.where(filter=native)
+        query = self._col("records") if native is None else self._col("records").where(filter=native)
+        fields = ["dataset", "path"] if residual is None else ["dataset", "path", "doc"]
 
-        def fetch() -> list[ScanRecord]:
-            out = []
-            for snap in query.select(["doc"]).stream():
-                record = ScanRecord.from_doc(json.loads(snap.get("doc")))
-                if residual is None or matches(residual, flatten(record)):
-                    out.append(record)
-            return out
+        def fetch() -> list[tuple[str, str, Any]]:
+            keys = []
+            for snap in query.select(fields).stream():
+                if residual is not None and not matches(
+                    residual, flatten(ScanRecord.from_doc(json.loads(snap.get("doc"))))
+                ):
+                    continue
+                keys.append((snap.get("dataset"), snap.get("path"), snap.reference))
+            return keys
 
-        found = self._call("query", fetch)
-        found.sort(key=lambda r: (r.dataset, r.path))
-        return found
+        keys = self._call("query", fetch)
+        keys.sort(key=lambda k: (k[0], k[1]))
+        return keys
 
     def query(self, *, node: ast.Node, limit: int | None = None) -> Iterator[ScanRecord]:
-        found = self._matching(node)
-        return iter(found if limit is None else found[:limit])
+        """Matches in (dataset, path) order, read back in pages of :data:`PAGE` records."""
+        keys = self._matching_keys(node)
+        if limit is not None:
+            keys = keys[:limit]
+        for start in range(0, len(keys), PAGE):
+            page = [ref for _, _, ref in keys[start : start + PAGE]]
+            snaps = self._call("get", lambda page=page: list(self._db.get_all(page, field_paths=["doc"])))  # type: ignore[misc]
+            docs = {snap.reference.path: snap for snap in snaps if snap.exists}
+            for ref in page:
+                if ref.path in docs:  # deleted meanwhile: skip
+                    yield ScanRecord.from_doc(json.loads(docs[ref.path].get("doc")))
 
     def count(self, *, node: ast.Node) -> int:
         native, residual = compile_filters(node)
         if residual is None:
             query = self._col("records") if native is None else self._col("records").where(filter=native)
             return self._count(query)
-        return len(self._matching(node))
+        return len(self._matching_keys(node))
 
     def known_fields(self) -> set[str]:
         # Read fresh: other writers (every function instance) add fields all the time.

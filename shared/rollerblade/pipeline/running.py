@@ -119,8 +119,19 @@ def run_analysis(
     if dry_run or not todo:
         return report
     with exclusive_run(workdir):
-        return _execute(report, todo, spec, doc, storage=storage, index=index, bus=bus, executor=executor,
-                        actor=actor, workdir=workdir, progress=progress)
+        return _execute(
+            report,
+            todo,
+            spec,
+            doc,
+            storage=storage,
+            index=index,
+            bus=bus,
+            executor=executor,
+            actor=actor,
+            workdir=workdir,
+            progress=progress,
+        )
 
 
 @contextlib.contextmanager
@@ -142,8 +153,18 @@ def exclusive_run(workdir: Path) -> Iterator[None]:
 
 
 def _execute(
-    report: RunReport, todo: list[PlannedJob], spec: AnalysisSpec, doc: dict[str, Any], *, storage: Storage,
-    index: Index, bus: EventBus, executor: Executor, actor: Actor, workdir: Path, progress: Progress | None,
+    report: RunReport,
+    todo: list[PlannedJob],
+    spec: AnalysisSpec,
+    doc: dict[str, Any],
+    *,
+    storage: Storage,
+    index: Index,
+    bus: EventBus,
+    executor: Executor,
+    actor: Actor,
+    workdir: Path,
+    progress: Progress | None,
 ) -> RunReport:
     # derivatives committed by an earlier, interrupted run may still wait to be indexed
     drain_object_events(bus=bus, storage=storage, index=index, actor=actor)

@@ -118,20 +118,9 @@ def run_analysis(
         on_plan(report)
     if dry_run or not todo:
         return report
+    runner = _Runner(spec, doc, storage=storage, index=index, bus=bus, executor=executor, actor=actor, workdir=workdir)
     with exclusive_run(workdir):
-        return _execute(
-            report,
-            todo,
-            spec,
-            doc,
-            storage=storage,
-            index=index,
-            bus=bus,
-            executor=executor,
-            actor=actor,
-            workdir=workdir,
-            progress=progress,
-        )
+        return _execute(report, todo, runner, progress)
 
 
 @contextlib.contextmanager
@@ -152,24 +141,11 @@ def exclusive_run(workdir: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _execute(
-    report: RunReport,
-    todo: list[PlannedJob],
-    spec: AnalysisSpec,
-    doc: dict[str, Any],
-    *,
-    storage: Storage,
-    index: Index,
-    bus: EventBus,
-    executor: Executor,
-    actor: Actor,
-    workdir: Path,
-    progress: Progress | None,
-) -> RunReport:
+def _execute(report: RunReport, todo: list[PlannedJob], runner: _Runner, progress: Progress | None) -> RunReport:
+    """Run ``todo`` in parallel with ``runner``, under the store's run lock."""
     # derivatives committed by an earlier, interrupted run may still wait to be indexed
-    drain_object_events(bus=bus, storage=storage, index=index, actor=actor)
-    executor.cleanup()  # containers a killed run left behind (the lock proves none is live)
-    runner = _Runner(spec, doc, storage=storage, index=index, bus=bus, executor=executor, actor=actor, workdir=workdir)
+    runner.drain()
+    runner.executor.cleanup()  # containers a killed run left behind (the lock proves none is live)
     lock = threading.Lock()
 
     def one(job: PlannedJob) -> JobRecord:
@@ -188,12 +164,12 @@ def _execute(
         for _ in pool.map(one, todo):
             pass
     except BaseException:
-        executor.stop_all()
+        runner.executor.stop_all()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     finally:
         pool.shutdown(wait=True)
-        drain_object_events(bus=bus, storage=storage, index=index, actor=actor)
+        runner.drain()
     return report
 
 
@@ -216,6 +192,10 @@ class _Runner:
         self.storage, self.index, self.bus, self.executor, self.actor = storage, index, bus, executor, actor
         self.workdir = workdir
         self._index_lock = threading.Lock()
+
+    def drain(self) -> None:
+        """Index the derivatives whose object events wait on the bus."""
+        drain_object_events(bus=self.bus, storage=self.storage, index=self.index, actor=self.actor)
 
     def record(self, job: PlannedJob, **changes: Any) -> JobRecord:
         base = self.index.get_job(key=job.key) or JobRecord(

@@ -3,6 +3,7 @@ with an error saying what and where, and every other file of the import is index
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -79,7 +80,7 @@ def test_ragged_and_non_utf8_tables(stack: Stack, real_cohort: dict[str, Path], 
     assert (
         errors["participants.tsv"] == "participants.tsv: line 3 has 6 values, the header has 5 (those rows are ignored)"
     )
-    assert "not UTF-8 text (byte 0xe9 on line 2" in errors["sub-004/sub-004_sessions.tsv"]
+    assert "line 2 is not UTF-8 text (byte 0xe9 at offset" in errors["sub-004/sub-004_sessions.tsv"]
     second = lines[2].split("\t")[0]
     assert querying.count_records(f"participant.participant_id={second}", index=stack.index, actor=ACTOR) == 0
     assert querying.count_records("exists(participant.age)", index=stack.index, actor=ACTOR) > 0
@@ -113,3 +114,55 @@ def test_events_outside_datasets_or_with_unsafe_keys_are_ignored(stack: Stack) -
         outcome = index_object(ObjectEvent("created", key), storage=stack.storage, index=stack.index, actor=ACTOR)
         assert outcome.action == "ignored" and outcome.error
     assert stack.index.datasets() == []
+
+
+def test_one_bad_byte_loses_one_participant(stack: Stack, real_cohort: dict[str, Path], copy_of: Copy) -> None:
+    root = copy_of(real_cohort["site-a"])
+    table = (root / "participants.tsv").read_bytes().split(b"\n")
+    bad_id = table[2].split(b"\t")[0].decode()
+    table[2] += b"\xff"
+    (root / "participants.tsv").write_bytes(b"\n".join(table))
+    report = import_into(stack, root, "site-a")
+    assert dict(report.errors)["participants.tsv"].startswith("participants.tsv: line 3 is not UTF-8 text (byte 0xff")
+    subjects = {r.entities["sub"] for r in querying.find_records("suffix=T1w", index=stack.index, actor=ACTOR)}
+    with_age = querying.find_records("suffix=T1w AND exists(participant.age)", index=stack.index, actor=ACTOR)
+    assert {r.entities["sub"] for r in with_age} == subjects - {bad_id.removeprefix("sub-")}
+
+
+def test_hostile_sidecars_and_headers(stack: Stack, real_cohort: dict[str, Path], copy_of: Copy) -> None:
+    """Each hostile file gets its own error; the import, every other file and a later
+    reindex are unaffected."""
+    import gzip
+
+    import nibabel as nib
+
+    from rollerblade.pipeline.reindex import reindex_dataset
+
+    root = copy_of(real_cohort["site-a"])
+    anat = root / "sub-001" / "ses-1" / "anat"
+    (root / "sub-004" / "ses-1" / "anat" / "sub-004_ses-1_T1w.json").write_text(
+        '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    )
+    (root / "sub-007" / "ses-1" / "anat" / "sub-007_ses-1_T1w.json").write_text('{"EchoTime": NaN}')
+    (anat / "sub-001_ses-1_T1w.json").write_text('{"EchoTime": 0.1,\n "EchoTime": 0.2}')
+    header = nib.Nifti1Header()
+    header["dim"] = [7, 32767, 32767, 32767, 32767, 32767, 32767, 32767]
+    header["vox_offset"] = 352
+    (anat / "sub-001_ses-1_acq-huge_T1w.nii.gz").write_bytes(gzip.compress(header.binaryblock + b"\0" * 4))
+    expected = {
+        "sub-004/ses-1/anat/sub-004_ses-1_T1w.json": "nested deeper than 20 levels",
+        "sub-007/ses-1/anat/sub-007_ses-1_T1w.json": "line 1: NaN is not a JSON value",
+        "sub-001/ses-1/anat/sub-001_ses-1_T1w.json": "line 2: duplicate key 'EchoTime'",
+        "sub-001/ses-1/anat/sub-001_ses-1_acq-huge_T1w.nii.gz": "corrupt header: it claims",
+    }
+    report = import_into(stack, root, "site-a")
+    errors = dict(report.errors)
+    assert set(errors) == set(expected)
+    for path, message in expected.items():
+        assert message in errors[path]
+    assert report.records == data_files(root)
+    t1 = stack.index.get_record(dataset="site-a", path="sub-007/ses-1/anat/sub-007_ses-1_T1w.nii.gz")
+    root_sidecar = json.loads((root / "T1w.json").read_text())
+    assert t1 is not None and t1.meta == root_sidecar  # the NaN sidecar is ignored, the inherited one kept
+    again = reindex_dataset("site-a", storage=stack.storage, index=stack.index, actor=ACTOR)
+    assert dict(again.errors) == errors

@@ -65,3 +65,55 @@ def test_not_nifti() -> None:
         facts_of(b"hello world, this is text" * 40, "x.nii.gz")
     with pytest.raises(ImageError, match="not a NIfTI file"):
         facts_of(gzip.compress(b"\x00" * 2000), "x.nii.gz")
+
+
+def _forged(header: nib.Nifti1Header | nib.Nifti2Header, body: int = 64) -> bytes:
+    """A gzip'd NIfTI whose header was edited after the fact, as a hostile file would be."""
+    return gzip.compress(header.binaryblock + b"\x00" * (int(header["vox_offset"]) - header.sizeof_hdr + body))
+
+
+def test_absurd_dimensions_are_corrupt_not_indexed() -> None:
+    one = nib.Nifti1Header()
+    one.set_data_dtype("float64")
+    one["dim"] = [7, 32767, 32767, 32767, 32767, 32767, 32767, 32767]  # 32767**7 voxels
+    one["vox_offset"] = 352
+    with pytest.raises(ImageError, match=r"x.nii.gz: corrupt header: it claims \d+ bytes of image data"):
+        facts_of(_forged(one), "x.nii.gz")
+    two = nib.Nifti2Header()
+    two.set_data_dtype("uint8")
+    two["dim"] = [3, 2**62, 1, 1, 1, 1, 1, 1]
+    two["vox_offset"] = 544
+    with pytest.raises(ImageError, match="corrupt header: it claims 4611686018427388448 bytes"):
+        facts_of(_forged(two), "x.nii.gz")
+    raw = two.binaryblock + b"\x00" * 64
+    with pytest.raises(ImageError, match="truncated: 604 bytes, the header needs 4611686018427388448"):
+        facts_of(raw, "x.nii")
+
+
+def test_size_beyond_4gib_checks_the_trailer_modulo() -> None:
+    """ISIZE is the size mod 2**32: the trailer of a 5 GiB image is checked, not skipped."""
+    header = nib.Nifti1Header()
+    header.set_data_dtype("uint8")
+    header["dim"] = [3, 32767, 32767, 5, 1, 1, 1, 1]
+    header["vox_offset"] = 352
+    needed = 352 + 32767 * 32767 * 5
+    assert needed > 2**32
+    head = gzip.compress(header.binaryblock + b"\x00" * 4)[:HEAD_BYTES]
+    good_tail = (needed % 2**32).to_bytes(4, "little")
+    facts = header_facts(path="big.nii.gz", extension=".nii.gz", size=10_000_000, head=head, tail=good_tail)
+    assert facts["shape"] == [32767, 32767, 5]
+    with pytest.raises(ImageError, match="truncated or corrupt: gzip trailer says 352"):
+        header_facts(
+            path="big.nii.gz", extension=".nii.gz", size=10_000_000, head=head, tail=(352).to_bytes(4, "little")
+        )
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_voxel_sizes(bad: float) -> None:
+    header = nib.Nifti1Header()
+    header.set_data_dtype("uint8")
+    header["dim"] = [3, 4, 4, 4, 1, 1, 1, 1]
+    header["pixdim"] = [1, 1.0, bad, 1.0, 1, 1, 1, 1]
+    header["vox_offset"] = 352
+    with pytest.raises(ImageError, match="voxel sizes .* are not all finite numbers"):
+        facts_of(_forged(header), "x.nii.gz")

@@ -38,11 +38,24 @@ def test_ragged_rows_are_reported_and_the_rest_kept() -> None:
     assert "line 3 has 3 values, the header has 2" in error and "line 4 has 1 values" in error
 
 
-def test_non_utf8_names_the_byte() -> None:
-    with pytest.raises(InputError, match=r"participants.tsv: not UTF-8 text \(byte 0xe9 on line 2, offset 30\)"):
-        parse_tsv(
-            "participant_id\tname\nsub-01\tJosé\n".encode("latin-1"), "participants.tsv", id_column="participant_id"
-        )
+def test_a_non_utf8_line_loses_only_that_row() -> None:
+    data = "participant_id\tname\nsub-01\tJosé\nsub-02\tAnn\n".encode("latin-1")
+    content, error = parse_tsv(data, "participants.tsv", id_column="participant_id")
+    assert set(content["rows"]) == {"sub-02"}
+    # 'é' is byte 0xe9; offset counted by hand: header (19 bytes) + newline + "sub-01\tJos" (10 bytes)
+    assert error == "participants.tsv: line 2 is not UTF-8 text (byte 0xe9 at offset 30) (those rows are ignored)"
+
+
+def test_a_non_utf8_header_is_an_error() -> None:
+    with pytest.raises(InputError, match=r"participants.tsv: not UTF-8 text \(byte 0xe2 on line 1, offset 15\)"):
+        parse_tsv("participant_id\tâge\nsub-01\t3\n".encode("latin-1"), "participants.tsv", id_column="participant_id")
+
+
+def test_bom_and_crlf() -> None:
+    content, error = parse_tsv(
+        "\ufeffparticipant_id\tage\r\nsub-01\t63\r\n".encode(), "participants.tsv", id_column="participant_id"
+    )
+    assert error is None and content["rows"]["sub-01"] == {"participant_id": "sub-01", "age": 63}
 
 
 def test_missing_id_column() -> None:

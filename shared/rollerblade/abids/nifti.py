@@ -9,6 +9,7 @@ the voxel data needs).
 from __future__ import annotations
 
 import io
+import math
 import struct
 import zlib
 from typing import Any
@@ -25,6 +26,9 @@ TAIL_BYTES = 4
 
 #: Bytes past the voxel data tolerated in a .nii.gz (some tools pad); more means corrupt.
 _SLACK = 1 << 20
+#: Deflate cannot compress better than about 1032:1, so a .nii.gz of S bytes holds at most
+#: this many times S bytes of data (RFC 1951; zlib's technical details).
+_MAX_DEFLATE_RATIO = 1032
 
 _TIME_SCALE = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
 
@@ -79,19 +83,26 @@ def header_facts(*, path: str, extension: str, size: int, head: bytes, tail: byt
     shape = [int(d) for d in header.get_data_shape()]
     dtype = np.dtype(header.get_data_dtype())
     offset = max(int(header["vox_offset"]), 352 if isinstance(header, nib.Nifti1Header) else 544)
-    needed = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    needed = offset + math.prod(shape) * dtype.itemsize  # Python integers: no overflow
     if extension == ".nii.gz":
+        if needed > size * _MAX_DEFLATE_RATIO + _SLACK:
+            raise ImageError(
+                f"{path}: corrupt header: it claims {needed} bytes of image data, more than a "
+                f"{size}-byte gzip file can hold"
+            )
         # ISIZE, the last 4 bytes of a gzip stream, is the uncompressed size mod 2**32. A cut
         # stream ends in arbitrary bytes instead: far too small or far too large.
         stored = struct.unpack("<I", tail[-4:])[0] if len(tail) >= 4 else 0
-        if needed < 2**32 and not needed <= stored <= needed + _SLACK:
+        if not 0 <= (stored - needed) % 2**32 <= _SLACK:
             raise ImageError(
-                f"{path}: truncated or corrupt: gzip trailer says {stored} uncompressed bytes, "
-                f"the header needs {needed}"
+                f"{path}: truncated or corrupt: gzip trailer says {stored} uncompressed bytes "
+                f"(mod 2**32), the header needs {needed}"
             )
     elif size < needed:
         raise ImageError(f"{path}: truncated: {size} bytes, the header needs {needed}")
     zooms = [float(z) for z in header.get_zooms()]
+    if not all(math.isfinite(z) for z in zooms):
+        raise ImageError(f"{path}: corrupt header: voxel sizes {zooms} are not all finite numbers")
     space_unit, time_unit = header.get_xyzt_units()
     facts: dict[str, Any] = {
         "nifti_version": 2 if isinstance(header, nib.Nifti2Header) else 1,
@@ -122,6 +133,8 @@ def orientation(affine: np.ndarray) -> str | None:
     ~50x faster); ``None`` for a degenerate affine.
     """
     rotation = np.asarray(affine, dtype=float)[:3, :3]
+    if not np.isfinite(rotation).all():
+        return None
     codes = []
     used: set[int] = set()
     for column in rotation.T:

@@ -40,23 +40,45 @@ def decode_text(data: bytes, path: str) -> str:
         ) from e
 
 
+def _lines(data: bytes, path: str) -> tuple[str, list[tuple[int, str | None, str]]]:
+    """The header line and every later line as (line number, text or None, problem).
+
+    Each line is decoded on its own, so one non-UTF-8 byte loses one row, not the table.
+    """
+    raw_lines = data.split(b"\n")
+    header = decode_text(raw_lines[0].removesuffix(b"\r"), path)
+    offset = len(raw_lines[0]) + 1
+    lines: list[tuple[int, str | None, str]] = []
+    for number, raw in enumerate(raw_lines[1:], start=2):
+        try:
+            lines.append((number, raw.removesuffix(b"\r").decode("utf-8"), ""))
+        except UnicodeDecodeError as e:
+            where = f"byte 0x{raw[e.start]:02x} at offset {offset + e.start}"
+            lines.append((number, None, f"line {number} is not UTF-8 text ({where})"))
+        offset += len(raw) + 1
+    return header, lines
+
+
 def parse_tsv(data: bytes, path: str, *, id_column: str) -> tuple[dict[str, Any], str | None]:
     """Parse a BIDS TSV into ``{"columns": [...], "rows": {id: {column: value}}}``.
 
-    Returns the content and an error message (``None`` when every row was good). Raises
-    :class:`InputError` when nothing usable is there (not UTF-8, no id column).
+    Returns the content and an error message (``None`` when every row was good): a ragged,
+    repeated or non-UTF-8 row is left out and named by its line number. Raises
+    :class:`InputError` when nothing usable is there (empty, header not UTF-8, no id column).
     """
-    text = decode_text(data, path)
-    lines = text.splitlines()
-    if not lines or not lines[0].strip():
+    header, lines = _lines(data, path)
+    if not header.strip():
         raise InputError(f"{path}: empty table, expected a header line with {id_column!r}")
-    columns = [c.strip() for c in lines[0].split("\t")]
+    columns = [c.strip() for c in header.split("\t")]
     if id_column not in columns:
         raise InputError(f"{path}: header has no {id_column!r} column (columns: {', '.join(columns)})")
     id_index = columns.index(id_column)
     rows: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
-    for number, line in enumerate(lines[1:], start=2):
+    for number, line, problem in lines:
+        if line is None:
+            problems.append(problem)
+            continue
         if not line.strip():
             continue
         cells = line.split("\t")

@@ -8,12 +8,11 @@ indexing both call it, which is what makes their results identical.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rollerblade.abids import sidecars, tables
+from rollerblade.abids import jsontext, sidecars, tables
 from rollerblade.abids.paths import BidsPath
 from rollerblade.errors import InputError
 from rollerblade.records import JSONValue, MetadataFile, MetadataKind, ScanRecord
@@ -95,7 +94,7 @@ def parse_metadata(*, dataset: str, parsed: BidsPath, data: bytes, generation: i
             id_column = "participant_id" if kind == "participants" else "session_id"
             content, error = tables.parse_tsv(data, parsed.path, id_column=id_column)
         else:
-            content = _parse_json_object(data, parsed.path)
+            content = jsontext.parse_json_object(data, parsed.path)
     except InputError as e:
         content, error = None, str(e)
     return MetadataFile(
@@ -107,14 +106,3 @@ def parse_metadata(*, dataset: str, parsed: BidsPath, data: bytes, generation: i
         generation=generation,
         error=error,
     )
-
-
-def _parse_json_object(data: bytes, path: str) -> dict[str, Any]:
-    text = tables.decode_text(data, path)
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
-    if not isinstance(value, dict):
-        raise InputError(f"{path}: a JSON sidecar must hold an object {{...}}, not {type(value).__name__}")
-    return value

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from rollerblade.errors import AlreadyExists
+from rollerblade.abids import layout
+from rollerblade.demo.cohort import SITES, write_cohort
+from rollerblade.errors import AlreadyExists, InputError, NotFound
 from rollerblade.pipeline import download
 from rollerblade.stack import Stack
 from tests.conftest import ACTOR
@@ -93,3 +97,92 @@ def test_download_never_overwrites(imported: Stack, tmp_path: Path) -> None:
     with pytest.raises(AlreadyExists, match="download into an empty or new destination"):
         download.download_query("dataset=site-a", tmp_path, storage=imported.storage, index=imported.index, actor=ACTOR)
     assert (tmp_path / "site-a" / "mine.txt").read_text() == "keep me"
+
+
+@pytest.fixture
+def tiny_site(stack: Stack, tmp_path: Path) -> Stack:
+    """One small dataset ``site-a`` (sub-001, sub-002; 2 sessions) whose participants.tsv and
+    sessions.tsv do not start with their id column."""
+    root = write_cohort(tmp_path / "tiny", subjects=2, images="tiny", sites=SITES[:1])["site-a"]
+    (root / "participants.tsv").write_text("age\tparticipant_id\tsex\n61\tsub-001\tF\n40\tsub-002\tM\n")
+    for sub in ("sub-001", "sub-002"):
+        (root / sub / f"{sub}_sessions.tsv").write_text(
+            "age\tsession_id\tvisit\n61\tses-1\tbaseline\n63\tses-2\tfollowup\n"
+        )
+    import_into(stack, root, "site-a")
+    return stack
+
+
+def test_tables_keep_their_rows_whatever_the_column_order(tiny_site: Stack, tmp_path: Path) -> None:
+    download.download_query(
+        "sub=001 AND ses=2", tmp_path / "out", storage=tiny_site.storage, index=tiny_site.index, actor=ACTOR
+    )
+    root = tmp_path / "out" / "site-a"
+    assert (root / "participants.tsv").read_text() == "age\tparticipant_id\tsex\n61\tsub-001\tF\n"
+    assert (root / "sub-001" / "sub-001_sessions.tsv").read_text() == "age\tsession_id\tvisit\n63\tses-2\tfollowup\n"
+
+
+def _debris(destination: Path) -> list[str]:
+    return sorted(p.name for p in destination.iterdir() if ".partial" in p.name)
+
+
+@pytest.mark.parametrize("kind", ["symlink to an empty folder", "dangling symlink", "file"])
+def test_download_refuses_a_link_or_file_in_the_way(tiny_site: Stack, tmp_path: Path, kind: str) -> None:
+    destination = tmp_path / "out"
+    destination.mkdir()
+    in_the_way = destination / "site-a"
+    if kind == "file":
+        in_the_way.write_text("mine")
+    else:
+        elsewhere = tmp_path / "elsewhere"
+        if kind == "symlink to an empty folder":
+            elsewhere.mkdir()
+        in_the_way.symlink_to(elsewhere)
+    expected = "is a file, not a folder" if kind == "file" else "is a symbolic link"
+    with pytest.raises(InputError, match=re.escape(f"{in_the_way} {expected}")) as raised:
+        download.download_query("sub=001", destination, storage=tiny_site.storage, index=tiny_site.index, actor=ACTOR)
+    assert "in the way of the download" in str(raised.value) and "another destination" in str(raised.value)
+    if kind == "file":
+        assert in_the_way.read_text() == "mine"
+    else:
+        assert in_the_way.is_symlink() and in_the_way.readlink() == tmp_path / "elsewhere"
+    assert _debris(destination) == []
+
+
+def test_cli_download_reports_a_file_in_the_way_without_a_traceback(tiny_site: Stack, tmp_path: Path) -> None:
+    destination = tmp_path / "out"
+    destination.mkdir()
+    (destination / "site-a").write_text("mine")
+    result = subprocess.run(
+        [sys.executable, "-m", "rollerblade.cli.main", "--home", str(tiny_site.settings.home)]
+        + ["download", "sub=001", str(destination)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"Error: {destination / 'site-a'} is a file, not a folder")
+    assert (destination / "site-a").read_text() == "mine"
+
+
+def test_download_keeps_a_users_partial_folder(tiny_site: Stack, tmp_path: Path) -> None:
+    destination = tmp_path / "out"
+    (destination / ".site-a.partial").mkdir(parents=True)
+    (destination / ".site-a.partial" / "notes.txt").write_text("keep me")
+    report = download.download_query(
+        "sub=001", destination, storage=tiny_site.storage, index=tiny_site.index, actor=ACTOR
+    )
+    assert report.datasets["site-a"] > 0 and (destination / "site-a" / "dataset_description.json").is_file()
+    assert (destination / ".site-a.partial" / "notes.txt").read_text() == "keep me"
+    assert _debris(destination) == [".site-a.partial"]
+
+
+def test_failed_download_removes_only_its_own_temporary_folder(tiny_site: Stack, tmp_path: Path) -> None:
+    destination = tmp_path / "out"
+    (destination / ".site-a.partial").mkdir(parents=True)
+    (destination / ".site-a.partial" / "notes.txt").write_text("keep me")
+    tiny_site.storage.delete(key=layout.dataset_key("site-a", "sub-001/ses-2/anat/sub-001_ses-2_T1w.nii.gz"))
+    with pytest.raises(NotFound):
+        download.download_query("sub=001", destination, storage=tiny_site.storage, index=tiny_site.index, actor=ACTOR)
+    assert (destination / ".site-a.partial" / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in destination.iterdir()) == [".site-a.partial"]

@@ -3,14 +3,17 @@
 Each folder holds the selected files, every sidecar they inherit from,
 ``dataset_description.json`` and README (generated if the source has none), and
 ``participants.tsv`` / ``sessions.tsv`` reduced to the selected participants and
-sessions (``participants.json`` is copied). A folder is written under a temporary name
-and renamed when complete, so an interrupted download never looks finished.
+sessions (``participants.json`` is copied). A folder is written under a fresh temporary
+name (``.<dataset>.partial-XXXXXXXX``, never one that exists already) and renamed when
+complete, so an interrupted download never looks finished; a failed download removes
+its own temporary folder and nothing else.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 import shutil
 from collections import defaultdict
 from collections.abc import Callable
@@ -19,7 +22,7 @@ from pathlib import Path
 from rollerblade.abids import layout, sidecars, tables
 from rollerblade.abids.paths import parse_record_path
 from rollerblade.abids.schema import vocabulary
-from rollerblade.errors import AlreadyExists, NotFound
+from rollerblade.errors import AlreadyExists, InputError, NotFound
 from rollerblade.pipeline.context import DatasetContext
 from rollerblade.pipeline.querying import find_records
 from rollerblade.ports import Index, Storage
@@ -48,17 +51,14 @@ def download_query(
     by_dataset: dict[str, list[ScanRecord]] = defaultdict(list)
     for record in find_records(text, index=index, actor=actor):
         by_dataset[record.dataset].append(record)
+    if by_dataset and destination.exists() and not destination.is_dir():
+        raise InputError(f"{destination} is not a folder; download into a folder (new or existing)")
     for dataset in by_dataset:
-        target = destination / dataset
-        if target.exists() and any(target.iterdir()):
-            raise AlreadyExists("folder", str(target), "download into an empty or new destination")
+        _check_target(destination / dataset)
     total = sum(len(r) for r in by_dataset.values())
     done = 0
     written: dict[str, int] = {}
     for dataset, records in by_dataset.items():
-        partial = destination / f".{dataset}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
 
         def advance() -> None:
             nonlocal done
@@ -66,13 +66,64 @@ def download_query(
             if progress is not None:
                 progress(done, total)
 
-        count = write_selection(storage, index, dataset, records, partial, on_record=advance)
-        target = destination / dataset
-        if target.exists():
-            target.rmdir()
-        partial.rename(target)
-        written[dataset] = count
+        written[dataset] = _download_dataset(storage, index, dataset, records, destination, advance)
     return DownloadReport(destination=destination, datasets=written, records=total)
+
+
+def _check_target(target: Path) -> None:
+    """Refuse a ``destination/<dataset>`` that is anything but missing or an empty real folder."""
+    if target.is_symlink():
+        raise InputError(
+            f"{target} is a symbolic link and is in the way of the download; "
+            "remove or rename it, or download into another destination"
+        )
+    if target.exists() and not target.is_dir():
+        raise InputError(
+            f"{target} is a file, not a folder, and is in the way of the download; "
+            "move or rename it, or download into another destination"
+        )
+    if target.is_dir() and any(target.iterdir()):
+        raise AlreadyExists("folder", str(target), "download into an empty or new destination")
+
+
+def _fresh_folder(parent: Path, prefix: str) -> Path:
+    """Create and return a new folder ``parent/<prefix><random>``; never reuses an existing path.
+
+    Like :func:`tempfile.mkdtemp` but with the usual permissions (umask), since this folder
+    becomes the user's dataset folder.
+    """
+    parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        folder = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"no free temporary folder name {prefix}* in {parent}")
+
+
+def _download_dataset(
+    storage: Storage,
+    index: Index,
+    dataset: str,
+    records: list[ScanRecord],
+    destination: Path,
+    on_record: Callable[[], None],
+) -> int:
+    """Write one dataset in a temporary folder of its own, then rename it to ``destination/<dataset>``."""
+    partial = _fresh_folder(destination, f".{dataset}.partial-")
+    try:
+        count = write_selection(storage, index, dataset, records, partial, on_record=on_record)
+        target = destination / dataset
+        _check_target(target)  # again: something may have appeared while we were writing
+        if target.exists():
+            target.rmdir()  # an empty real folder, checked just above
+        partial.rename(target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # ours: created by _fresh_folder above
+        raise
+    return count
 
 
 def write_selection(
@@ -124,11 +175,20 @@ def _write_dataset_files(storage: Storage, index: Index, dataset: str, records: 
     count += _write_readme(storage, dataset, root)
     subjects = {f"sub-{r.entities['sub']}" for r in records if "sub" in r.entities}
     sessions = {(f"sub-{r.entities['sub']}", f"ses-{r.entities['ses']}") for r in records if "ses" in r.entities}
-    count += _reduce_table(storage, dataset, "participants.tsv", root, keep=lambda row_id: row_id in subjects)
+    count += _reduce_table(
+        storage, dataset, "participants.tsv", root, id_column="participant_id", keep=lambda row_id: row_id in subjects
+    )
     count += _copy_if_exists(storage, dataset, "participants.json", root)
     for sub in sorted(subjects):
         path = f"{sub}/{sub}_sessions.tsv"
-        count += _reduce_table(storage, dataset, path, root, keep=lambda ses, sub=sub: (sub, ses) in sessions)  # type: ignore[misc]
+        count += _reduce_table(
+            storage,
+            dataset,
+            path,
+            root,
+            id_column="session_id",
+            keep=lambda ses, sub=sub: (sub, ses) in sessions,  # type: ignore[misc]
+        )
         count += _copy_if_exists(storage, dataset, f"{sub}/{sub}_sessions.json", root)
     return count
 
@@ -157,8 +217,14 @@ def _write_readme(storage: Storage, dataset: str, root: Path) -> int:
     return 1
 
 
-def _reduce_table(storage: Storage, dataset: str, path: str, root: Path, keep: Callable[[str], bool]) -> int:
-    """Copy a TSV keeping the header and the rows whose first column ``keep`` accepts."""
+def _reduce_table(
+    storage: Storage, dataset: str, path: str, root: Path, *, id_column: str, keep: Callable[[str], bool]
+) -> int:
+    """Copy a TSV keeping the header and the rows whose ``id_column`` value ``keep`` accepts.
+
+    The id column may be anywhere in the header; columns and rows keep their original order.
+    A table without ``id_column`` (invalid BIDS, reported at import) keeps only its header.
+    """
     try:
         data = storage.read(key=layout.dataset_key(dataset, path))
     except NotFound:
@@ -166,7 +232,14 @@ def _reduce_table(storage: Storage, dataset: str, path: str, root: Path, keep: C
     lines = tables.decode_text(data, path).splitlines()
     if not lines:
         return 0
-    kept = [lines[0]] + [line for line in lines[1:] if line.strip() and keep(line.split("\t")[0].strip())]
+    columns = [c.strip() for c in lines[0].split("\t")]
+    kept = [lines[0]]
+    if id_column in columns:
+        at = columns.index(id_column)
+        for line in lines[1:]:
+            cells = line.split("\t")
+            if line.strip() and len(cells) > at and keep(cells[at].strip()):
+                kept.append(line)
     out = root / path
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(kept) + "\n", encoding="utf-8")

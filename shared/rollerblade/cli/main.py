@@ -244,7 +244,12 @@ def download(ctx: Context, query: str, destination: Path) -> None:
 @pass_context
 def demo(ctx: Context, subjects: int, workdir: Path | None, analyses_dir: Path | None, no_analyses: bool) -> None:
     """Build a multi-site cohort from real brain images, import, query and download it,
-    then run the example Analyses over it (Docker by default)."""
+    then run the example Analyses over it (Docker by default).
+
+    The cohort and the download go to WORKDIR/cohort and WORKDIR/download, each marked
+    with a .rollerblade-demo file. A later run empties only folders carrying that marker
+    (or empty ones); if either folder holds anything else, the demo stops with an error
+    and deletes nothing."""
     from rollerblade.demo import run as demo_run
 
     if analyses_dir is None and not no_analyses:

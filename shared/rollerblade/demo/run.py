@@ -2,6 +2,11 @@
 
 Prints what it did and how long each step took. One scan is deliberately truncated to
 show how a corrupt file is reported without stopping the import.
+
+The demo writes ``WORKDIR/cohort`` and ``WORKDIR/download`` and puts a ``.rollerblade-demo``
+marker file in each. A later run empties only folders that carry the marker (or are empty);
+it refuses to start when either folder holds anything else, so a user's files are never
+deleted (:func:`prepare_workdir`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 
 from rollerblade.demo import sources
 from rollerblade.demo.cohort import DEMO, file_count, write_cohort
-from rollerblade.errors import AlreadyExists, TemporaryError
+from rollerblade.errors import AlreadyExists, InputError, TemporaryError
 from rollerblade.pipeline import analyses, download, importing, querying, running
 from rollerblade.records import Actor
 from rollerblade.stack import Stack
@@ -34,6 +39,59 @@ EXAMPLE_QUERIES = (
     ),
 )
 DOWNLOAD_QUERY = EXAMPLE_QUERIES[0][1]
+#: The file that marks a folder as made by the demo, so that a later run may empty it.
+MARKER = ".rollerblade-demo"
+
+
+def prepare_workdir(workdir: Path) -> tuple[Path, Path]:
+    """Make ``workdir/cohort`` and ``workdir/download`` new, empty and marked as the demo's.
+
+    A folder that exists is emptied only if it carries :data:`MARKER` (a previous demo
+    made it) or is empty already. Both folders are checked before either is touched: if
+    one is a file, a symbolic link, or a folder with content and no marker, this raises
+    :class:`InputError` naming it and deletes nothing.
+    """
+    if workdir.exists() and not workdir.is_dir():
+        raise InputError(f"{workdir} is not a folder; pass --workdir with a folder (new or existing)")
+    folders = (workdir / "cohort", workdir / "download")
+    for folder in folders:
+        _check_demo_folder(folder)
+    for folder in folders:
+        _reset_demo_folder(folder)
+    return folders
+
+
+def _has_marker(folder: Path) -> bool:
+    marker = folder / MARKER
+    return marker.is_file() and not marker.is_symlink()
+
+
+def _check_demo_folder(folder: Path) -> None:
+    advice = "move it away, or pass --workdir with another folder"
+    if folder.is_symlink():
+        raise InputError(f"{folder} is a symbolic link; the demo writes only into folders it made itself: {advice}")
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} is a file and is in the way of the demo: {advice}")
+    if folder.is_dir() and not _has_marker(folder) and any(folder.iterdir()):
+        raise InputError(
+            f"{folder} is not empty and was not made by the demo (it has no {MARKER} file); "
+            f"the demo will not delete it: {advice}"
+        )
+
+
+def _reset_demo_folder(folder: Path) -> None:
+    """Empty a checked folder (the marker goes last, so an interrupted run can still clear it) and mark it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for child in folder.iterdir():
+        if child.name == MARKER:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    (folder / MARKER).write_text(
+        "Made by `rollerblade demo`. The next demo run with this workdir empties this folder.\n"
+    )
 
 
 def run_demo(
@@ -46,8 +104,7 @@ def run_demo(
     analyses_dir: Path | None = None,
 ) -> None:
     started = time.perf_counter()
-    cohort_dir = workdir / "cohort"
-    shutil.rmtree(cohort_dir, ignore_errors=True)
+    cohort_dir, target = prepare_workdir(workdir)
     echo(f"1. Building a {subjects}-participant, 3-site cohort from real brain images in {cohort_dir}")
     roots = write_cohort(cohort_dir, subjects=subjects, modalities=DEMO)
     roots["colin27"] = colin27_dataset(cohort_dir / "colin27")
@@ -84,8 +141,6 @@ def run_demo(
         count = querying.count_records(text, index=stack.index, actor=actor)
         ms = (time.perf_counter() - t0) * 1000
         echo(f"   {count:4d} records  {title}\n          rollerblade query '{text}'  ({ms:.1f} ms)")
-    target = workdir / "download"
-    shutil.rmtree(target, ignore_errors=True)
     echo(f"4. Downloading '{DOWNLOAD_QUERY}' as BIDS to {target}")
     result = download.download_query(DOWNLOAD_QUERY, target, storage=stack.storage, index=stack.index, actor=actor)
     for dataset, files in result.datasets.items():

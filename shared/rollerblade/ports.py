@@ -81,6 +81,16 @@ class Index(abc.ABC):
     def put_records(self, *, records: Sequence[ScanRecord]) -> None: ...
 
     @abc.abstractmethod
+    def refresh_records(self, *, records: Sequence[ScanRecord]) -> int:
+        """Replace each record only where the index still holds it with the same or an
+        older ``generation``; returns how many were replaced.
+
+        What a metadata change uses to rewrite the records it feeds: a record deleted or
+        re-indexed from a newer object meanwhile is left to the handler that did it. Each
+        record's check and write are atomic (a transaction or a conditional update).
+        """
+
+    @abc.abstractmethod
     def delete_records(self, *, keys: Sequence[tuple[str, str]]) -> None:
         """Delete records by (dataset, path); missing ones are ignored."""
 

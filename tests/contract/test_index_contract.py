@@ -141,3 +141,26 @@ def test_large_results_are_complete_and_ordered(
     assert got == sorted((r.dataset, r.path) for r in many)
     assert len(list(index.query(node=node, limit=333))) == 333
     assert index.count(node=parse_query("NOT exists(error)")) == 750
+
+
+def test_refresh_never_overwrites_a_newer_or_deleted_record(index: Index) -> None:
+    def record(path: str, generation: int, tr: float) -> ScanRecord:
+        return ScanRecord(
+            dataset="ds",
+            path=path,
+            entities={"sub": "01", "suffix": "bold", "extension": ".nii.gz"},
+            meta={"RepetitionTime": tr},
+            participant={},
+            session={},
+            image={},
+            file={"key": f"datasets/ds/{path}", "size": 1, "md5": "x", "generation": generation},
+        )
+
+    index.put_records(records=[record("same", 5, 1.0), record("newer", 9, 1.0), record("older", 3, 1.0)])
+    refreshed = [record("same", 5, 2.0), record("newer", 7, 2.0), record("older", 4, 2.0), record("gone", 1, 2.0)]
+    assert index.refresh_records(records=refreshed) == 2
+    assert index.get_record(dataset="ds", path="same") == refreshed[0]
+    assert index.get_record(dataset="ds", path="newer") == record("newer", 9, 1.0)  # re-indexed meanwhile: kept
+    assert index.get_record(dataset="ds", path="older") == refreshed[2]
+    assert index.get_record(dataset="ds", path="gone") is None  # deleted meanwhile: not resurrected
+    assert "meta.RepetitionTime" in index.known_fields()

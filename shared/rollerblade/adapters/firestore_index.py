@@ -39,6 +39,7 @@ from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
 
 T = TypeVar("T")
 BATCH = 500
+TRANSACTION = 250  # records checked and written per transaction (Firestore allows 500 writes)
 PAGE = 300  # records read back per round trip when a query's matches are returned
 _RETRYABLE = (
     gexc.ServiceUnavailable,
@@ -137,6 +138,29 @@ class FirestoreIndex(Index):
     def put_records(self, *, records: Sequence[ScanRecord]) -> None:
         ops = [("set", self._col("records").document(_id(r.dataset, r.path)), self._record_data(r)) for r in records]
         self._batched(ops + self._note_fields(records))
+
+    def refresh_records(self, *, records: Sequence[ScanRecord]) -> int:
+        """One transaction per :data:`TRANSACTION` records: read them, write those still
+        there with a generation no newer than ours."""
+        written = 0
+        for start in range(0, len(records), TRANSACTION):
+            chunk = {_id(r.dataset, r.path): r for r in records[start : start + TRANSACTION]}
+            refs = [self._col("records").document(doc_id) for doc_id in chunk]
+
+            @firestore.transactional  # type: ignore[untyped-decorator]
+            def apply(transaction: Any, refs: list[Any] = refs, chunk: dict[str, ScanRecord] = chunk) -> int:
+                current = {s.id: s.get("generation") for s in transaction.get_all(refs) if s.exists}
+                count = 0
+                for ref in refs:
+                    record = chunk[ref.id]
+                    if ref.id in current and int(current[ref.id]) <= record.generation:
+                        transaction.set(ref, self._record_data(record))
+                        count += 1
+                return count
+
+            written += self._call("transaction", lambda apply=apply: apply(self._db.transaction()))  # type: ignore[misc]
+        self._batched(self._note_fields(records))
+        return written
 
     def delete_records(self, *, keys: Sequence[tuple[str, str]]) -> None:
         self._batched(("delete", self._col("records").document(_id(d, p)), None) for d, p in keys)

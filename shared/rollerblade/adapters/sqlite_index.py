@@ -96,16 +96,18 @@ class SqliteIndex(Index):
     def close(self) -> None:
         self._db.close()
 
-    def _write(self, statements: Iterable[tuple[str, Sequence[Any] | Iterable[Sequence[Any]], bool]]) -> None:
+    def _write(self, statements: Iterable[tuple[str, Sequence[Any] | Iterable[Sequence[Any]], bool]]) -> list[int]:
+        """Run the statements in one write transaction; returns each one's row count."""
+        counts: list[int] = []
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     for sql, params, many in statements:
                         if many:
-                            self._db.executemany(sql, params)
+                            counts.append(self._db.executemany(sql, params).rowcount)
                         else:
-                            self._db.execute(sql, params)  # type: ignore[arg-type]
+                            counts.append(self._db.execute(sql, params).rowcount)  # type: ignore[arg-type]
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
@@ -114,6 +116,7 @@ class SqliteIndex(Index):
                 if "locked" in str(e) or "busy" in str(e):
                     raise TemporaryError(f"index {self.path} is busy: {e}", delay=0.5) from e
                 raise
+        return counts
 
     def _record_rows(self, records: Sequence[ScanRecord]) -> tuple[list[tuple[Any, ...]], list[tuple[str]]]:
         rows = []
@@ -135,6 +138,21 @@ class SqliteIndex(Index):
                 ("INSERT OR IGNORE INTO fields VALUES (?)", fields, True),
             ]
         )
+
+    def refresh_records(self, *, records: Sequence[ScanRecord]) -> int:
+        rows, fields = self._record_rows(records)
+        updated, _ = self._write(
+            [
+                (
+                    "UPDATE records SET generation = ?, doc = ?, s = ?, n = ? "
+                    "WHERE dataset = ? AND path = ? AND generation <= ?",
+                    [(g, doc, s, n, d, p, g) for d, p, g, doc, s, n in rows],
+                    True,
+                ),
+                ("INSERT OR IGNORE INTO fields VALUES (?)", fields, True),
+            ]
+        )
+        return updated
 
     def delete_records(self, *, keys: Sequence[tuple[str, str]]) -> None:
         self._write([("DELETE FROM records WHERE dataset = ? AND path = ?", list(keys), True)])

@@ -37,11 +37,16 @@ def drain_object_events(
     actor: Actor,
     progress: Callable[[int], None] | None = None,
     batch: int = 256,
+    lease_seconds: float = 60.0,
 ) -> DrainReport:
-    """Handle every deliverable message on the objects topic; returns what happened."""
+    """Handle every deliverable message on the objects topic; returns what happened.
+
+    Several drains may run at once (processes, threads): each leases its own messages
+    for ``lease_seconds``, after which a crashed drain's messages are delivered again.
+    """
     report = DrainReport()
     while True:
-        messages = bus.pull(topic=OBJECTS_TOPIC, max_messages=batch)
+        messages = bus.pull(topic=OBJECTS_TOPIC, max_messages=batch, lease_seconds=lease_seconds)
         if not messages:
             return report
         done: list[str] = []

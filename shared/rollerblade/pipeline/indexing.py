@@ -6,6 +6,14 @@ gone is handled as a deletion, a ``deleted`` event for an object that exists aga
 handled as a creation, and a duplicate rewrites nothing. A metadata file (sidecar,
 participants.tsv, sessions.tsv) also refreshes every record it feeds. A file that cannot
 be parsed is indexed with an ``error``; only storage/index outages raise.
+
+Handlers run concurrently (several processes, Cloud Function instances) and each reads,
+computes and writes without a lock. What makes that safe is *settling*: after writing,
+a handler reads its inputs again (the object's generation in storage, the generations of
+the metadata files it used) and, if any changed meanwhile, computes and writes again.
+Whoever writes last has therefore seen the inputs every other writer left behind.
+A metadata refresh rewrites records through :meth:`~rollerblade.ports.Index.refresh_records`,
+which never overwrites a record that a newer object version or a deletion already changed.
 """
 
 from __future__ import annotations
@@ -13,11 +21,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+from collections.abc import Callable
 from typing import Literal
 
 from rollerblade.abids import layout, sidecars
 from rollerblade.abids.paths import BidsPath, parse_derivative_path, parse_path, parse_record_path
-from rollerblade.errors import BidsNameError, InputError, NotFound
+from rollerblade.errors import BidsNameError, InputError, NotFound, TemporaryError
 from rollerblade.pipeline.context import DatasetContext, build_record, parse_metadata, refreshed
 from rollerblade.pipeline.facts import read_facts
 from rollerblade.ports import Index, Storage
@@ -33,6 +42,14 @@ from rollerblade.records import (
 log = logging.getLogger(__name__)
 
 Action = Literal["indexed", "unchanged", "deleted", "metadata", "ignored"]
+
+#: Write-and-check rounds before a handler gives up and asks for redelivery. Each extra
+#: round means a concurrent writer changed an input in the meantime.
+SETTLE_ROUNDS = 8
+
+#: What a handler's result depended on: the object's generation (None: gone) and the
+#: (path, generation) of every metadata file it read.
+Inputs = tuple[int | None, frozenset[tuple[str, int]]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,13 +73,58 @@ def index_object(event: ObjectEvent, *, storage: Storage, index: Index, actor: A
     try:
         parsed = locate(inner, analysis)
     except BidsNameError as e:
-        return _index_unparsable(event.key, dataset, e.path, str(e), storage=storage, index=index)
+        relpath, error = e.path, str(e)
+        return _settle(
+            lambda: _index_unparsable(event.key, dataset, relpath, error, storage=storage, index=index),
+            lambda: (_generation(storage, event.key), frozenset()),
+            event.key,
+        )
     if parsed.kind in ("opaque", "document"):
         return IndexOutcome(event.key, "ignored")
     unit_key = layout.dataset_key(dataset, parsed.path)
     if parsed.kind == "data":
-        return _index_data(unit_key, dataset, parsed, storage=storage, index=index)
-    return _index_metadata(unit_key, dataset, parsed, storage=storage, index=index)
+        folders = metadata_folders(parsed)
+        return _settle(
+            lambda: _index_data(unit_key, dataset, parsed, storage=storage, index=index),
+            lambda: (
+                _unit_generation(storage, unit_key, parsed),
+                _signature(index.metadata(dataset=dataset, directories=folders)),
+            ),
+            unit_key,
+        )
+    return _settle(
+        lambda: _index_metadata(unit_key, dataset, parsed, storage=storage, index=index),
+        lambda: (_generation(storage, unit_key), _refresh_signature(dataset, parsed, index)),
+        unit_key,
+    )
+
+
+def _settle(step: Callable[[], tuple[IndexOutcome, Inputs]], current: Callable[[], Inputs], key: str) -> IndexOutcome:
+    """Run ``step`` until the inputs it used are still the current ones after its write."""
+    for _ in range(SETTLE_ROUNDS):
+        outcome, used = step()
+        if current() == used:
+            return outcome
+        log.info("inputs of %s changed while it was indexed; indexing it again", key)
+    raise TemporaryError(f"{key} kept changing while it was indexed; it will be retried", delay=1.0)
+
+
+def _signature(files: list[MetadataFile]) -> frozenset[tuple[str, int]]:
+    return frozenset((m.path, m.generation) for m in files)
+
+
+def _generation(storage: Storage, key: str) -> int | None:
+    try:
+        return storage.stat(key=key).generation
+    except NotFound:
+        return None
+
+
+def _unit_generation(storage: Storage, key: str, parsed: BidsPath) -> int | None:
+    if not parsed.extension.endswith("/"):
+        return _generation(storage, key)
+    members = [m.generation for m in storage.list(prefix=key + "/")]
+    return max(members) if members else None
 
 
 def locate(inner: str, analysis: str | None) -> BidsPath:
@@ -76,37 +138,40 @@ def ensure_dataset(index: Index, dataset: str, actor: Actor) -> None:
         index.put_dataset(info=DatasetInfo(name=dataset, owner=actor, created=now))
 
 
-def _index_data(key: str, dataset: str, parsed: BidsPath, *, storage: Storage, index: Index) -> IndexOutcome:
+def _index_data(
+    key: str, dataset: str, parsed: BidsPath, *, storage: Storage, index: Index
+) -> tuple[IndexOutcome, Inputs]:
     existing = index.get_record(dataset=dataset, path=parsed.path)
+    context_files = index.metadata(dataset=dataset, directories=metadata_folders(parsed))
     try:
         file, image, error = read_facts(storage, key, parsed)
     except NotFound:
         if existing is not None:
             index.delete_records(keys=[(dataset, parsed.path)])
-        return IndexOutcome(key, "deleted")
-    if existing is not None and existing.generation > int(file["generation"]):
-        return IndexOutcome(key, "unchanged", existing.error)  # a newer version is indexed already
-    context = DatasetContext(index.metadata(dataset=dataset, directories=metadata_folders(parsed)))
-    record = build_record(dataset=dataset, parsed=parsed, file=file, image=image, error=error, context=context)
+        return IndexOutcome(key, "deleted"), (None, _signature(context_files))
+    used: Inputs = (int(file["generation"]), _signature(context_files))
+    record = build_record(
+        dataset=dataset, parsed=parsed, file=file, image=image, error=error, context=DatasetContext(context_files)
+    )
     if record == existing:
-        return IndexOutcome(key, "unchanged", error)
+        return IndexOutcome(key, "unchanged", error), used
     index.put_records(records=[record])
-    return IndexOutcome(key, "indexed", error)
+    return IndexOutcome(key, "indexed", error), used
 
 
 def _index_unparsable(
     key: str, dataset: str, relpath: str, error: str, *, storage: Storage, index: Index
-) -> IndexOutcome:
+) -> tuple[IndexOutcome, Inputs]:
     """A file whose name is not valid BIDS: kept and indexed with its error."""
     try:
         info = storage.stat(key=key)
     except NotFound:
         index.delete_records(keys=[(dataset, relpath)])
-        return IndexOutcome(key, "deleted")
+        return IndexOutcome(key, "deleted"), (None, frozenset())
     record = unparsable_record(dataset, relpath, info, error)
     if index.get_record(dataset=dataset, path=relpath) != record:
         index.put_records(records=[record])
-    return IndexOutcome(key, "indexed", error)
+    return IndexOutcome(key, "indexed", error), (info.generation, frozenset())
 
 
 def metadata_folders(parsed: BidsPath) -> list[str]:
@@ -133,40 +198,57 @@ def unparsable_record(dataset: str, relpath: str, info: ObjectInfo, error: str) 
     )
 
 
-def _index_metadata(key: str, dataset: str, parsed: BidsPath, *, storage: Storage, index: Index) -> IndexOutcome:
+def _index_metadata(
+    key: str, dataset: str, parsed: BidsPath, *, storage: Storage, index: Index
+) -> tuple[IndexOutcome, Inputs]:
+    """Store the metadata file's parsed content, then refresh the records it feeds.
+
+    The refresh runs even when the stored content was already current: a handler that
+    crashed between the two steps is completed by the redelivered event.
+    """
     current = {(m.path): m for m in index.metadata(dataset=dataset, directories=[parsed.directory])}
     existing = current.get(parsed.path)
     try:
         info = storage.stat(key=key)
         data = storage.read(key=key)
     except NotFound:
-        if existing is None:
-            return IndexOutcome(key, "unchanged")
-        index.delete_metadata(keys=[(dataset, parsed.path)])
-        return IndexOutcome(key, "metadata", refreshed=_refresh(dataset, parsed, index=index))
-    if existing is not None and existing.generation > info.generation:
-        return IndexOutcome(key, "unchanged", existing.error)
+        if existing is not None:
+            index.delete_metadata(keys=[(dataset, parsed.path)])
+        count, signature = _refresh(dataset, parsed, index=index)
+        return IndexOutcome(key, "metadata" if existing else "unchanged", refreshed=count), (None, signature)
     doc = parse_metadata(dataset=dataset, parsed=parsed, data=data, generation=info.generation)
-    if doc == existing:
-        return IndexOutcome(key, "unchanged", doc.error)
-    index.put_metadata(files=[doc])
+    if doc != existing:
+        index.put_metadata(files=[doc])
     if parsed.kind == "description" and isinstance(doc.content, dict):
         update_description(index, dataset, doc)
-    return IndexOutcome(key, "metadata", doc.error, refreshed=_refresh(dataset, parsed, index=index))
+    count, signature = _refresh(dataset, parsed, index=index)
+    action: Action = "metadata" if doc != existing or count else "unchanged"
+    return IndexOutcome(key, action, doc.error, refreshed=count), (info.generation, signature)
 
 
 def update_description(index: Index, dataset: str, doc: MetadataFile) -> None:
     info = index.get_dataset(name=dataset)
-    if info is not None:
+    if info is not None and info.description != doc.content:
         index.put_dataset(info=dataclasses.replace(info, description=dict(doc.content)))
 
 
-def _refresh(dataset: str, changed: BidsPath, *, index: Index) -> int:
-    """Recompute the records a metadata file feeds; returns how many changed."""
-    if changed.kind == "description" or changed.kind == "participants_json":
-        return 0
+def _feeds_records(changed: BidsPath) -> bool:
+    return changed.kind not in ("description", "participants_json")
+
+
+def _refresh_signature(dataset: str, changed: BidsPath, index: Index) -> frozenset[tuple[str, int]]:
+    """The metadata a refresh for ``changed`` computes from (none for files feeding no record)."""
+    return _signature(index.metadata(dataset=dataset)) if _feeds_records(changed) else frozenset()
+
+
+def _refresh(dataset: str, changed: BidsPath, *, index: Index) -> tuple[int, frozenset[tuple[str, int]]]:
+    """Recompute the records a metadata file feeds; returns how many changed and the
+    signature of the metadata they were computed from."""
+    if not _feeds_records(changed):
+        return 0, frozenset()
     prefix = "" if changed.kind == "participants" else (changed.directory + "/" if changed.directory else "")
-    context = DatasetContext(index.metadata(dataset=dataset))
+    files = index.metadata(dataset=dataset)
+    context = DatasetContext(files)
     updates: list[ScanRecord] = []
     for record in index.records(dataset=dataset, prefix=prefix):
         if record.error is not None and not record.entities:
@@ -176,6 +258,5 @@ def _refresh(dataset: str, changed: BidsPath, *, index: Index) -> int:
         new = refreshed(record, parse_record_path(record.path), context)
         if new != record:
             updates.append(new)
-    if updates:
-        index.put_records(records=updates)
-    return len(updates)
+    written = index.refresh_records(records=updates) if updates else 0
+    return written, _signature(files)

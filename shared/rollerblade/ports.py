@@ -139,7 +139,7 @@ class Index(abc.ABC):
 
     @abc.abstractmethod
     def dataset_stats(self, *, name: str) -> Mapping[str, int]:
-        """``{"records": n, "errors": n, "metadata": n}`` for a dataset."""
+        """``{"records": n, "errors": n, "warnings": n, "metadata": n}`` for a dataset."""
 
     # -- analyses and jobs ----------------------------------------------------------
     @abc.abstractmethod

@@ -82,6 +82,7 @@ class RecordDoc(TypedDict):
     image: dict[str, JSONValue]
     file: dict[str, JSONValue]
     error: str | None
+    warning: str | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +95,8 @@ class ScanRecord:
     ``session`` the matching rows of ``participants.tsv`` / ``sessions.tsv``, ``image`` the
     NIfTI header facts and ``file`` the storage facts (key, size, md5, generation).
     ``error`` says what is wrong with the file, if anything; such a file is still indexed.
+    ``warning`` lists the schema rules its name breaks while still read as entities
+    (``unknown suffix 'T1'``, ``entities out of order ...``), joined by ``"; "``.
     """
 
     dataset: str
@@ -105,6 +108,7 @@ class ScanRecord:
     image: Mapping[str, JSONValue]
     file: Mapping[str, JSONValue]
     error: str | None = None
+    warning: str | None = None
 
     @property
     def generation(self) -> int:
@@ -121,6 +125,7 @@ class ScanRecord:
             image=dict(self.image),
             file=dict(self.file),
             error=self.error,
+            warning=self.warning,
         )
 
     @classmethod
@@ -135,6 +140,7 @@ class ScanRecord:
             image=dict(doc["image"]),
             file=dict(doc["file"]),
             error=doc.get("error"),
+            warning=doc.get("warning"),
         )
 
 

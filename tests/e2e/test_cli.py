@@ -38,7 +38,7 @@ def test_init_and_import(home: Path, real_cohort: dict[str, Path]) -> None:
     assert result.exit_code == 0
     assert (
         result.stdout.startswith("imported ")
-        and "into dataset 'site-c': 12 records, 0 with errors, 0 skipped" in result.stdout
+        and "into dataset 'site-c': 12 records, 0 with errors, 0 with warnings, 0 skipped" in result.stdout
     )
 
 

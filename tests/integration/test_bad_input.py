@@ -38,6 +38,8 @@ def test_broken_files_are_indexed_with_their_errors(stack: Stack, real_cohort: d
         "sub-001/ses-1/anat/sub-001_ses-1_acq-empty_T1w.nii": "empty file (0 bytes)",
         "sub-001/ses-1/anat/sub-001_ses-1_acq-cut_T1w.nii.gz": "truncated or corrupt: gzip trailer says",
         "sub-001/ses-1/anat/sub-001_ses-1_acq-text_T1w.nii": "not a NIfTI file",
+    }
+    warned = {  # names that break a schema rule but still read as entities
         "sub-001/ses-1/anat/sub-001_ses-1_T1.nii.gz": "unknown suffix 'T1' (did you mean T1w",
         "sub-001/ses-1/anat/sub-001_ses-1_run-1_acq-x_T1w.nii.gz": "'acq' must come before 'run'",
     }
@@ -48,10 +50,17 @@ def test_broken_files_are_indexed_with_their_errors(stack: Stack, real_cohort: d
         assert errors[path].startswith(path) and message in errors[path]
         record = stack.index.get_record(dataset="site-a", path=path)
         assert record is not None and record.error == errors[path]
+    for path, message in warned.items():
+        record = stack.index.get_record(dataset="site-a", path=path)
+        assert record is not None and record.error is None and record.image["ndim"] == 3
+        assert record.warning is not None and message in record.warning and record.entities["sub"] == "001"
     assert report.records == data_files(root)  # nothing else was lost
     assert querying.count_records("exists(error)", index=stack.index, actor=ACTOR) == len(expected)
+    assert querying.count_records("exists(warning)", index=stack.index, actor=ACTOR) == len(warned)
+    assert querying.count_records("suffix=T1 AND acq=x", index=stack.index, actor=ACTOR) == 0
+    assert querying.count_records("suffix=T1w AND acq=x AND run=1", index=stack.index, actor=ACTOR) == 1
     good = stack.index.get_record(dataset="site-a", path=T1)
-    assert good is not None and good.error is None and good.image["ndim"] == 3
+    assert good is not None and good.error is None and good.warning is None and good.image["ndim"] == 3
 
 
 def test_invalid_json_sidecar_is_reported_and_ignored(

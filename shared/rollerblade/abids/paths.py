@@ -4,8 +4,16 @@
 with its entities, datatype, suffix, extension and what kind of file it is: a data file
 (indexed as a record), a metadata file that feeds other records (sidecar JSON,
 participants.tsv, sessions.tsv, dataset_description.json), a top-level document, or an
-object in an opaque folder (code/, sourcedata/ ...). Malformed names raise
-:class:`~rollerblade.errors.BidsNameError` saying what is wrong and what would be valid.
+object in an opaque folder (code/, sourcedata/ ...).
+
+Parsing is lenient where real datasets need it, as pybids is: a name that reads as
+``key-value_..._suffix.ext`` keeps its entities even when it breaks a schema rule (an
+unknown suffix or entity, entities out of order, a suffix or entity the schema does not
+allow in that folder, a folder the schema does not know such as fMRIPrep's ``figures/``).
+Each broken rule becomes a *warning* on the path. A name is checked against the schema's
+raw and derivative rules; one valid under either gets no warning, so derivative datasets
+(``space``, ``desc``, ``res``, ``hemi``; ``dseg``, ``mask``, ``xfm`` ...) are clean.
+Only names that cannot be read at all raise :class:`~rollerblade.errors.BidsNameError`.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ class BidsPath:
     datatype: str | None = None
     suffix: str | None = None
     extension: str = ""
+    warnings: tuple[str, ...] = ()
 
     def all_entities(self) -> dict[str, str]:
         """Filename entities plus ``datatype``, ``suffix`` and ``extension`` (the query view)."""
@@ -68,62 +77,86 @@ def _suggest(word: str, choices: frozenset[str] | tuple[str, ...]) -> str:
     return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 
-def parse_stem(path: str, stem: str, vocab: Vocabulary) -> tuple[dict[str, str], str]:
-    """Parse ``sub-01_ses-1_T1w`` into ({'sub': '01', 'ses': '1'}, 'T1w'), checking the schema."""
+def parse_stem(path: str, stem: str, vocab: Vocabulary, warnings: list[str]) -> tuple[dict[str, str], str]:
+    """Parse ``sub-01_ses-1_T1w`` into ({'sub': '01', 'ses': '1'}, 'T1w').
+
+    Schema rules the name breaks are appended to ``warnings``; a name that does not read
+    as key-value pairs and a suffix raises :class:`BidsNameError`.
+    """
     parts = stem.split("_")
     suffix = parts[-1]
     if "-" in suffix or not suffix:
         raise BidsNameError(path, f"the name must end with a suffix such as _T1w or _bold, not {suffix!r}")
     if suffix not in vocab.suffixes:
-        raise BidsNameError(path, f"unknown suffix {suffix!r}{_suggest(suffix, vocab.suffixes)}")
+        warnings.append(f"unknown suffix {suffix!r}{_suggest(suffix, vocab.suffixes)}")
     entities: dict[str, str] = {}
     last = -1
     for pair in parts[:-1]:
         key, sep, value = pair.partition("-")
         if not sep or not key or not value:
             raise BidsNameError(path, f"{pair!r} is not a key-value entity like sub-01")
+        if key in entities:
+            raise BidsNameError(path, f"entity {key!r} appears twice")
         if key not in vocab.entity_names:
             hint = _suggest(key, vocab.entity_order)
             if key in vocab.entity_keys:
                 hint = f" (the filename key of {key!r} is {vocab.entity_keys[key]!r})"
-            raise BidsNameError(path, f"unknown entity {key!r}{hint}")
-        if key in entities:
-            raise BidsNameError(path, f"entity {key!r} appears twice")
+            warnings.append(f"unknown entity {key!r}{hint}")
+            entities[key] = value
+            continue
         if not vocab.entity_patterns[key].fullmatch(value):
             raise BidsNameError(path, f"{key}-{value}: value must match {vocab.entity_patterns[key].pattern}")
         order = vocab.key_order(key)
         if order < last:
-            previous = max(entities, key=vocab.key_order)
+            previous = max((k for k in entities if k in vocab.entity_names), key=vocab.key_order)
             in_order = ", ".join(k for k in vocab.entity_order if k in entities or k == key)
-            raise BidsNameError(
-                path, f"entities out of order: {key!r} must come before {previous!r} (BIDS order: {in_order})"
-            )
-        last = order
+            warnings.append(f"entities out of order: {key!r} must come before {previous!r} (BIDS order: {in_order})")
+        last = max(last, order)
         entities[key] = value
     return entities, suffix
 
 
-def _check_rule(
-    path: str, rule: FileRule | None, datatype: str, suffix: str, entities: dict[str, str], extension: str
-) -> None:
+def _rule_problem(
+    rule: FileRule | None, datatype: str, suffix: str, entities: dict[str, str], extension: str
+) -> str | None:
+    """What the name breaks of one schema rule, or None."""
     if rule is None:
-        raise BidsNameError(path, f"suffix {suffix!r} is not allowed in a {datatype}/ folder")
+        return f"suffix {suffix!r} is not allowed in a {datatype}/ folder"
     if extension not in rule.extensions:
-        raise BidsNameError(
-            path,
+        return (
             f"extension {extension or '(none)'!r} is not allowed for {datatype}/{suffix} "
-            f"(allowed: {', '.join(sorted(rule.extensions))})",
+            f"(allowed: {', '.join(sorted(rule.extensions))})"
         )
     extra = set(entities) - rule.entities
     if extra:
-        raise BidsNameError(
-            path,
+        return (
             f"entity {', '.join(sorted(extra))!r} is not allowed for {datatype}/{suffix} "
-            f"(allowed: {', '.join(sorted(rule.entities))})",
+            f"(allowed: {', '.join(sorted(rule.entities))})"
         )
     missing = rule.required - set(entities)
     if missing:
-        raise BidsNameError(path, f"{datatype}/{suffix} requires entity {', '.join(sorted(missing))}")
+        return f"{datatype}/{suffix} requires entity {', '.join(sorted(missing))}"
+    return None
+
+
+def _check_rules(
+    vocab: Vocabulary, datatype: str, suffix: str, entities: dict[str, str], extension: str, derivative: bool
+) -> str | None:
+    """The raw rule's problem when the derivative rules do not allow the name either."""
+    known = {k: v for k, v in entities.items() if k in vocab.entity_names}
+    raw = _rule_problem(vocab.raw_rules.get((datatype, suffix)), datatype, suffix, known, extension)
+    if raw is None:
+        return None
+    deriv = vocab.deriv_rules.get((datatype, suffix))
+    if derivative:
+        # Analyses may add space/desc/res/... to any raw name and store reports (.png,
+        # .tsv) beside images: check entity keys and suffix only.
+        base = deriv or vocab.raw_rules.get((datatype, suffix))
+        extensions = frozenset(base.extensions if base else ()) | {extension}
+        deriv = FileRule(extensions, frozenset(vocab.entity_order), frozenset({"sub"}))
+    if deriv is not None and _rule_problem(deriv, datatype, suffix, known, extension) is None:
+        return None
+    return raw
 
 
 def _unit(parts: list[str], vocab: Vocabulary) -> list[str]:
@@ -157,28 +190,24 @@ def parse_path(path: str, *, derivative: bool = False) -> BidsPath:
     if len(folders) > 1:
         raise BidsNameError(unit, f"too deeply nested: expected sub-<label>/[ses-<label>/]<datatype>/{name}")
     stem, extension = split_extension(name, vocab)
-    entities, suffix = parse_stem(unit, stem, vocab)
+    warnings: list[str] = []
+    entities, suffix = parse_stem(unit, stem, vocab, warnings)
     if entities.get("sub") != subject[4:]:
-        raise BidsNameError(unit, f"file name says sub-{entities.get('sub')} but it is in folder {subject}")
+        warnings.append(f"file name says sub-{entities.get('sub')} but it is in folder {subject}")
     if session is not None and entities.get("ses") != session:
-        raise BidsNameError(unit, f"file name says ses-{entities.get('ses')} but it is in folder ses-{session}")
+        warnings.append(f"file name says ses-{entities.get('ses')} but it is in folder ses-{session}")
     if not folders:
-        return _parse_subject_level(unit, directory, entities, suffix, extension)
-    datatype = folders[0]
-    if datatype not in vocab.datatypes:
-        raise BidsNameError(unit, f"unknown datatype folder {datatype!r}{_suggest(datatype, vocab.datatypes)}")
-    rules = vocab.deriv_rules if derivative else vocab.raw_rules
-    rule = rules.get((datatype, suffix))
-    if derivative and rule is None:
-        rule = vocab.raw_rules.get((datatype, suffix))
-    if derivative:
-        # Derivatives may add space/desc/res/... to any raw name and store reports (.png,
-        # .tsv) beside images: check entity keys and suffix only.
-        extensions = frozenset(rule.extensions if rule else ()) | {extension}
-        rule = FileRule(extensions, frozenset(vocab.entity_order), frozenset({"sub"}))
-    _check_rule(unit, rule, datatype, suffix, entities, extension)
+        return _parse_subject_level(unit, directory, entities, suffix, extension, warnings)
+    datatype: str | None = folders[0]
+    if folders[0] not in vocab.datatypes:
+        warnings.append(f"unknown datatype folder {folders[0]!r}{_suggest(folders[0], vocab.datatypes)}")
+        datatype = None
+    elif suffix in vocab.suffixes:
+        problem = _check_rules(vocab, folders[0], suffix, entities, extension, derivative)
+        if problem is not None:
+            warnings.append(problem)
     kind: PathKind = "sidecar" if extension == ".json" else "data"
-    return BidsPath(unit, kind, directory, entities, datatype, suffix, extension)
+    return BidsPath(unit, kind, directory, entities, datatype, suffix, extension, tuple(warnings))
 
 
 DERIVATIVES = "derivatives"
@@ -197,7 +226,7 @@ def parse_derivative_path(analysis: str, path: str) -> BidsPath:
         stem, extension = split_extension(path, vocabulary())
         if extension == ".json" and path != "dataset_description.json":
             try:
-                entities, suffix = parse_stem(path, stem, vocabulary())
+                entities, suffix = parse_stem(path, stem, vocabulary(), [])
             except BidsNameError:
                 return BidsPath(prefix + path, "document", root)
             return BidsPath(prefix + path, "sidecar", root, entities, None, suffix, extension)
@@ -231,21 +260,23 @@ def _parse_top_level(path: str, name: str, vocab: Vocabulary) -> BidsPath:
         return BidsPath(path, "document", "")
     stem, extension = split_extension(name, vocab)
     if extension != ".json":
-        raise BidsNameError(
-            path,
-            "unknown top-level file: expected dataset_description.json, README, "
-            "participants.tsv or an inherited sidecar such as task-rest_bold.json",
-        )
-    entities, suffix = parse_stem(path, stem, vocab)
-    return BidsPath(path, "sidecar", "", entities, None, suffix, extension)
+        # Pipelines keep reports and lookup tables here (fMRIPrep: sub-01.html,
+        # desc-aseg_dseg.tsv); they are stored and downloaded, never scan records.
+        return BidsPath(path, "document", "")
+    warnings: list[str] = []
+    entities, suffix = parse_stem(path, stem, vocab, warnings)
+    return BidsPath(path, "sidecar", "", entities, None, suffix, extension, tuple(warnings))
 
 
-def _parse_subject_level(path: str, directory: str, entities: dict[str, str], suffix: str, extension: str) -> BidsPath:
+def _parse_subject_level(
+    path: str, directory: str, entities: dict[str, str], suffix: str, extension: str, warnings: list[str]
+) -> BidsPath:
     if suffix == "sessions":
         kind: PathKind = "sessions" if extension == ".tsv" else "document"
         return BidsPath(path, kind, directory, entities, None, suffix, extension)
     if suffix == "scans" and extension in (".tsv", ".json"):
         return BidsPath(path, "document", directory, entities, None, suffix, extension)
     if extension == ".json":
-        return BidsPath(path, "sidecar", directory, entities, None, suffix, extension)
-    raise BidsNameError(path, "a data file must be inside a datatype folder (anat/, func/, dwi/, fmap/ ...)")
+        return BidsPath(path, "sidecar", directory, entities, None, suffix, extension, tuple(warnings))
+    warnings.append("a data file belongs inside a datatype folder (anat/, func/, dwi/, fmap/ ...)")
+    return BidsPath(path, "data", directory, entities, None, suffix, extension, tuple(warnings))

@@ -281,9 +281,10 @@ class FirestoreIndex(Index):
     def dataset_stats(self, *, name: str) -> Mapping[str, int]:
         mine = self._col("records").where(filter=FieldFilter("dataset", "==", name))
         errors = mine.where(filter=FieldFilter(firestore.Client.field_path("s", "error"), ">", ""))
+        warnings = mine.where(filter=FieldFilter(firestore.Client.field_path("s", "warning"), ">", ""))
         meta = self._col("metadata").where(filter=FieldFilter("dataset", "==", name))
-        counts = [self._count(q) for q in (mine, errors, meta)]
-        return {"records": counts[0], "errors": counts[1], "metadata": counts[2]}
+        counts = [self._count(q) for q in (mine, errors, warnings, meta)]
+        return {"records": counts[0], "errors": counts[1], "warnings": counts[2], "metadata": counts[3]}
 
     # -- analyses and jobs ----------------------------------------------------------
     def put_analysis(self, *, name: str, doc: Mapping[str, Any]) -> None:

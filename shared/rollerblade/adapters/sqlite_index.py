@@ -234,11 +234,13 @@ class SqliteIndex(Index):
         ]
 
     def dataset_stats(self, *, name: str) -> Mapping[str, int]:
-        records, errors = self._db.execute(
-            "SELECT count(*), count(json_extract(s, '$.\"error\"')) FROM records WHERE dataset = ?", (name,)
+        records, errors, warnings = self._db.execute(
+            "SELECT count(*), count(json_extract(s, '$.\"error\"')), count(json_extract(s, '$.\"warning\"')) "
+            "FROM records WHERE dataset = ?",
+            (name,),
         ).fetchone()
         (metadata,) = self._db.execute("SELECT count(*) FROM metadata WHERE dataset = ?", (name,)).fetchone()
-        return {"records": int(records), "errors": int(errors), "metadata": int(metadata)}
+        return {"records": int(records), "errors": int(errors), "warnings": int(warnings), "metadata": int(metadata)}
 
     # -- analyses and jobs ----------------------------------------------------------
     def put_analysis(self, *, name: str, doc: Mapping[str, Any]) -> None:

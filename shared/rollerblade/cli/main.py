@@ -105,8 +105,10 @@ def import_(ctx: Context, source: Path, dataset: str) -> None:
         output.info(f"error: {error}" if error.startswith(path) else f"error: {path}: {error}")
     click.echo(
         f"imported {report.files} files into dataset {report.dataset!r}: {report.records} records, "
-        f"{len(report.errors)} with errors, {len(report.skipped)} skipped"
+        f"{len(report.errors)} with errors, {report.warnings} with warnings, {len(report.skipped)} skipped"
     )
+    if report.warnings:
+        output.info(f"names breaking a BIDS rule: rollerblade query 'dataset={report.dataset} AND exists(warning)'")
 
 
 @cli.command()
@@ -121,7 +123,10 @@ def datasets(ctx: Context, as_json: bool) -> None:
             click.echo(json.dumps({**info.to_doc(), **stats}))
         else:
             name = info.description.get("Name", "")
-            click.echo(f"{info.name}\t{stats['records']} records\t{stats['errors']} errors\towner {info.owner}\t{name}")
+            click.echo(
+                f"{info.name}\t{stats['records']} records\t{stats['errors']} errors\t{stats['warnings']} warnings"
+                f"\towner {info.owner}\t{name}"
+            )
 
 
 @cli.command("reindex")

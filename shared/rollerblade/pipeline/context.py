@@ -69,6 +69,7 @@ def build_record(
         image=dict(image),
         file=dict(file),
         error=error,
+        warning="; ".join(parsed.warnings) or None,
     )
 
 

@@ -30,6 +30,7 @@ class ImportReport:
     records: int
     skipped: tuple[tuple[str, str], ...]  # (path, why): not stored
     errors: tuple[tuple[str, str], ...]  # (path, error): stored and indexed with an error
+    warnings: int = 0  # records whose names break a schema rule (``exists(warning)``)
 
 
 def source_files(source: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
@@ -118,7 +119,10 @@ def import_dataset(
             progress("index", handled, len(events))
 
     report = drain_object_events(bus=bus, storage=storage, index=index, actor=actor, progress=advance)
-    errors = sorted({(o.key[len(prefix) :], o.error) for o in report.outcomes if o.error is not None})
+    # The drain may also handle other datasets' pending events; report only this one's.
+    errors = sorted(
+        {(o.key[len(prefix) :], o.error) for o in report.outcomes if o.error is not None and o.key.startswith(prefix)}
+    )
     stats = index.dataset_stats(name=dataset)
     return ImportReport(
         dataset=dataset,
@@ -126,4 +130,5 @@ def import_dataset(
         records=stats["records"],
         skipped=tuple(sorted(skipped)),
         errors=tuple(errors),
+        warnings=stats["warnings"],
     )

@@ -45,7 +45,7 @@ IMAGE_FIELDS = (
 #: Fields of the ``file.`` namespace (storage facts).
 FILE_FIELDS = ("key", "size", "md5", "generation")
 #: Plain fields besides the filename entity keys.
-RECORD_FIELDS = ("dataset", "path", "datatype", "suffix", "extension", "analysis", "error")
+RECORD_FIELDS = ("dataset", "path", "datatype", "suffix", "extension", "analysis", "error", "warning")
 
 _NUMERIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -67,6 +67,8 @@ def flatten(record: ScanRecord) -> dict[str, Any]:
         flat["analysis"] = record.path.split("/", 2)[1]
     if record.error is not None:
         flat["error"] = record.error
+    if record.warning is not None:
+        flat["warning"] = record.warning
     flat.update(record.entities)
     for namespace, values in (
         ("meta", record.meta),

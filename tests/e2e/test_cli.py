@@ -149,3 +149,25 @@ def test_bad_setting(tmp_path: Path) -> None:
         result.returncode == 1
         and "unknown setting ROLLERBLADE_WORKER (did you mean ROLLERBLADE_WORKERS?)" in result.stderr
     )
+
+
+def test_queries_answer_while_a_writer_holds_the_index(imported: Path) -> None:
+    """A long write (an import, a reindex) must not stop anyone from querying."""
+    import sqlite3
+
+    writer = sqlite3.connect(imported / "index.sqlite", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("DELETE FROM records")  # uncommitted: readers still see every record
+    try:
+        for args in (("query", "suffix=T1w", "--count"), ("datasets",), ("query", "sub=001", "--json")):
+            result = subprocess.run(
+                [sys.executable, "-m", "rollerblade.cli.main", "--home", str(imported), *args],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode == 0 and "locked" not in result.stderr, result.stderr
+            assert result.stdout.strip() and result.stdout.strip() != "0"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

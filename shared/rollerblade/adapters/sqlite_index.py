@@ -79,8 +79,18 @@ class SqliteIndex(Index):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # An index at the current schema is opened without writing anything, so readers
+        # (query, show, download) never wait for, nor fail on, a writer's transaction.
+        if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            self._create_schema()
+        self._fields: set[str] = {row[0] for row in self._db.execute("SELECT name FROM fields")}
+
+    def __repr__(self) -> str:
+        return f"SqliteIndex({self.path!r})"
+
+    def _create_schema(self) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")
         with self._db:
             self._db.executescript(_SCHEMA)
             for field in INDEXED_TEXT_FIELDS:
@@ -88,10 +98,6 @@ class SqliteIndex(Index):
             for field in INDEXED_NUMBER_FIELDS:
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS records_n_{field} ON records ({number_expr(field)})")
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        self._fields: set[str] = {row[0] for row in self._db.execute("SELECT name FROM fields")}
-
-    def __repr__(self) -> str:
-        return f"SqliteIndex({self.path!r})"
 
     def close(self) -> None:
         self._db.close()

@@ -135,6 +135,10 @@ class Index(abc.ABC):
     def get_dataset(self, *, name: str) -> DatasetInfo | None: ...
 
     @abc.abstractmethod
+    def delete_dataset(self, *, name: str) -> None:
+        """Remove a dataset's registration, records and metadata files (missing: no error)."""
+
+    @abc.abstractmethod
     def datasets(self) -> list[DatasetInfo]: ...
 
     @abc.abstractmethod

@@ -164,3 +164,20 @@ def test_refresh_never_overwrites_a_newer_or_deleted_record(index: Index) -> Non
     assert index.get_record(dataset="ds", path="older") == refreshed[2]
     assert index.get_record(dataset="ds", path="gone") is None  # deleted meanwhile: not resurrected
     assert "meta.RepetitionTime" in index.known_fields()
+
+
+def test_delete_dataset_removes_only_that_dataset(
+    index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]
+) -> None:
+    records, metadata = cohort_records
+    names = sorted({r.dataset for r in records})
+    for name in names:
+        index.put_dataset(info=DatasetInfo(name=name, owner=Actor("t"), created="2026-01-01"))
+    index.put_records(records=records)
+    index.put_metadata(files=metadata)
+    index.delete_dataset(name=names[0])
+    assert index.get_dataset(name=names[0]) is None
+    assert index.dataset_stats(name=names[0]) == {"records": 0, "errors": 0, "warnings": 0, "metadata": 0}
+    assert [r for r in index.records(dataset=names[1])] == [r for r in records if r.dataset == names[1]]
+    assert index.count(node=parse_query(f"dataset={names[0]}")) == 0
+    index.delete_dataset(name=names[0])  # again: nothing left, no error

@@ -171,3 +171,23 @@ def test_queries_answer_while_a_writer_holds_the_index(imported: Path) -> None:
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def test_delete_asks_then_removes_files_derivatives_and_records(imported: Path, real_cohort: dict[str, Path]) -> None:
+    bucket = imported / "bucket"
+    derivative = bucket / "derivatives" / "brain-mask" / "site-a" / "sub-001" / "anat" / "x_mask.nii.gz"
+    derivative.parent.mkdir(parents=True)
+    derivative.write_bytes(b"")
+    refused = run(imported, "delete", "site-a")  # no terminal, no --yes: nothing happens
+    assert refused.exit_code == 2 and "needs confirmation" in refused.output
+    assert run(imported, "query", "dataset=site-a", "--count").output.strip() != "0"
+    files = sum(1 for p in (bucket / "datasets" / "site-a").rglob("*") if p.is_file()) + 1
+    result = run(imported, "delete", "site-a", "--yes")
+    assert result.exit_code == 0 and f"deleted dataset 'site-a': {files} files" in result.output
+    assert not (bucket / "datasets" / "site-a").exists() or not any((bucket / "datasets" / "site-a").rglob("*.*"))
+    assert not derivative.exists()
+    assert run(imported, "query", "dataset=site-a", "--count").output.strip() == "0"
+    assert "site-a" not in run(imported, "datasets").output and "site-b" in run(imported, "datasets").output
+    assert run(imported, "delete", "site-a", "--yes").output.startswith("Error: dataset not found: site-a")
+    again = run(imported, "import", str(real_cohort["site-a"]), "--dataset", "site-a")  # the name is free again
+    assert again.exit_code == 0, again.output

@@ -270,6 +270,13 @@ class FirestoreIndex(Index):
         ref = self._col("datasets").document(info.name)
         self._call("set", lambda: ref.set(info.to_doc()))
 
+    def delete_dataset(self, *, name: str) -> None:
+        stale = []
+        for collection in ("records", "metadata"):
+            query = self._col(collection).where(filter=FieldFilter("dataset", "==", name)).select([])
+            stale += [("delete", snap.reference, None) for snap in self._stream("list", query)]
+        self._batched(stale + [("delete", self._col("datasets").document(name), None)])
+
     def get_dataset(self, *, name: str) -> DatasetInfo | None:
         snap = self._call("get", self._col("datasets").document(name).get)
         return DatasetInfo.from_doc(snap.to_dict()) if snap.exists else None

@@ -229,6 +229,15 @@ class SqliteIndex(Index):
     def put_dataset(self, *, info: DatasetInfo) -> None:
         self._write([("INSERT OR REPLACE INTO datasets VALUES (?, ?)", (info.name, json.dumps(info.to_doc())), False)])
 
+    def delete_dataset(self, *, name: str) -> None:
+        self._write(
+            [
+                ("DELETE FROM records WHERE dataset = ?", (name,), False),
+                ("DELETE FROM metadata WHERE dataset = ?", (name,), False),
+                ("DELETE FROM datasets WHERE name = ?", (name,), False),
+            ]
+        )
+
     def get_dataset(self, *, name: str) -> DatasetInfo | None:
         row = self._db.execute("SELECT doc FROM datasets WHERE name = ?", (name,)).fetchone()
         return DatasetInfo.from_doc(json.loads(row[0])) if row else None

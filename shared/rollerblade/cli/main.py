@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,8 @@ import click
 from rollerblade import errors
 from rollerblade.cli import analyses as analyses_cli
 from rollerblade.cli import output
+from rollerblade.pipeline import deleting, importing, querying, reindex
 from rollerblade.pipeline import download as downloading
-from rollerblade.pipeline import importing, querying, reindex
 from rollerblade.records import Actor, default_actor
 from rollerblade.settings import Settings
 from rollerblade.stack import Stack, open_stack
@@ -127,6 +128,28 @@ def datasets(ctx: Context, as_json: bool) -> None:
                 f"{info.name}\t{stats['records']} records\t{stats['errors']} errors\t{stats['warnings']} warnings"
                 f"\towner {info.owner}\t{name}"
             )
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_context
+def delete(ctx: Context, name: str, yes: bool) -> None:
+    """Delete dataset NAME: its files, its derivatives and its index entries.
+
+    Asks for confirmation unless --yes is given. An interrupted delete is finished by
+    running it again.
+    """
+    stack = ctx.stack
+    plan = deleting.plan_delete(name, storage=stack.storage, index=stack.index)
+    what = f"dataset {name!r}: {len(plan.keys)} files (derivatives included), {plan.records} records"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"deleting {what} needs confirmation: run it in a terminal or pass --yes")
+        click.confirm(f"Delete {what}?", abort=True, err=True)
+    with output.progress_bar(f"deleting {name}") as bar:
+        deleting.delete_dataset(plan, storage=stack.storage, index=stack.index, actor=ctx.actor, progress=bar)
+    click.echo(f"deleted {what}")
 
 
 @cli.command("reindex")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rollerblade.errors import InputError
@@ -40,6 +42,37 @@ def test_pubsub_bucket_notification() -> None:
     deleted = {**attributes, "eventType": "OBJECT_DELETE", "overwrittenByGeneration": "8"}
     assert decode_object_event(kind, pubsub(deleted)) == ("b", ObjectEvent("deleted", KEY, 7))
     assert decode_object_event(kind, pubsub({**attributes, "eventType": "OBJECT_METADATA_UPDATE"})) == ("b", None)
+    # a versioned bucket reports a deletion of the live version as an archive
+    archived = {**attributes, "eventType": "OBJECT_ARCHIVE"}
+    assert decode_object_event(kind, pubsub(archived)) == ("b", ObjectEvent("deleted", KEY, 7))
+    storage_archived = decode_object_event("google.cloud.storage.object.v1.archived", {"bucket": "b", "name": KEY})
+    assert storage_archived == ("b", ObjectEvent("deleted", KEY, None))
+
+
+def test_archive_of_a_deleted_file_removes_its_record_and_of_an_overwritten_one_keeps_it(tmp_path: Path) -> None:
+    from rollerblade.adapters import local_dir, sqlite_index
+    from rollerblade.pipeline.indexing import index_object
+    from rollerblade.records import Actor
+
+    storage = local_dir.LocalDirStorage(tmp_path / "bucket")
+    index = sqlite_index.SqliteIndex(":memory:")
+    keys = [
+        "datasets/ds/sub-01/func/sub-01_task-rest_events.tsv",
+        "datasets/ds/sub-02/func/sub-02_task-rest_events.tsv",
+    ]
+    for key in keys:
+        storage.put_bytes(key=key, data=b"onset\tduration\n1\t2\n")
+        index_object(ObjectEvent("created", key), storage=storage, index=index, actor=Actor("t"))
+    storage.delete(key=keys[0])  # deleted: the live version is archived
+    storage.put_bytes(key=keys[1], data=b"onset\tduration\n3\t4\n")  # overwritten: the old one is archived
+    for key in keys:
+        _, event = decode_object_event(
+            "google.cloud.pubsub.topic.v1.messagePublished",
+            pubsub({"bucketId": "b", "objectId": key, "eventType": "OBJECT_ARCHIVE", "objectGeneration": "1"}),
+        )
+        assert event is not None
+        index_object(event, storage=storage, index=index, actor=Actor("t"))
+    assert [r.path for r in index.records(dataset="ds")] == ["sub-02/func/sub-02_task-rest_events.tsv"]
 
 
 @pytest.mark.parametrize(

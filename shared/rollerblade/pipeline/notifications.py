@@ -6,8 +6,12 @@
   ``bucketId``, ``objectId``, ``eventType`` (``OBJECT_FINALIZE``, ``OBJECT_DELETE`` ...),
   ``objectGeneration``; delivered as ``google.cloud.pubsub.topic.v1.messagePublished``.
 
-Both become the one :class:`~rollerblade.records.ObjectEvent` the handler takes. Event
-types that do not change content (metadata updates, archiving) decode to ``None``.
+Both become the one :class:`~rollerblade.records.ObjectEvent` the handler takes. In a
+versioned bucket (ours is) deleting a file makes its live version noncurrent, which Cloud
+Storage reports as *archive*, not *delete*; overwriting one also archives the old version.
+Archive events therefore decode as deletions: the handler reconciles with what the bucket
+holds now, so an archive caused by an overwrite re-reads the new version and changes
+nothing. Metadata updates decode to ``None``.
 Malformed input raises :class:`~rollerblade.errors.InputError`: retrying cannot fix it.
 """
 
@@ -22,10 +26,15 @@ from rollerblade.records import EventKind, ObjectEvent
 STORAGE_TYPES: dict[str, EventKind] = {
     "google.cloud.storage.object.v1.finalized": "created",
     "google.cloud.storage.object.v1.deleted": "deleted",
+    "google.cloud.storage.object.v1.archived": "deleted",
 }
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
-NOTIFICATION_TYPES: dict[str, EventKind] = {"OBJECT_FINALIZE": "created", "OBJECT_DELETE": "deleted"}
-IGNORED_NOTIFICATIONS = ("OBJECT_METADATA_UPDATE", "OBJECT_ARCHIVE")
+NOTIFICATION_TYPES: dict[str, EventKind] = {
+    "OBJECT_FINALIZE": "created",
+    "OBJECT_DELETE": "deleted",
+    "OBJECT_ARCHIVE": "deleted",
+}
+IGNORED_NOTIFICATIONS = ("OBJECT_METADATA_UPDATE",)
 
 
 def _generation(value: Any) -> int | None:

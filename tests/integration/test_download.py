@@ -122,6 +122,23 @@ def test_tables_keep_their_rows_whatever_the_column_order(tiny_site: Stack, tmp_
     assert (root / "sub-001" / "sub-001_sessions.tsv").read_text() == "age\tsession_id\tvisit\n63\tses-2\tfollowup\n"
 
 
+def test_downloaded_tables_hold_the_rows_the_index_used(stack: Stack, tmp_path: Path) -> None:
+    """A non-UTF-8, a ragged and a repeated row were left out at import: the download's
+    table leaves them out too, instead of failing or copying rows no query could see."""
+    root = write_cohort(tmp_path / "tiny", subjects=3, images="tiny", sites=SITES[:1])["site-a"]
+    (root / "participants.tsv").write_bytes(
+        b"participant_id\tage\tsex\n"
+        b"sub-001\t61\tF\n"
+        b"sub-002\t40\tcaf\xe9\n"  # not UTF-8
+        b"sub-003\t52\tM\textra\n"  # ragged
+        b"sub-001\t99\tM\n"  # repeated
+    )
+    import_into(stack, root, "site-a")
+    download.download_query("", tmp_path / "out", storage=stack.storage, index=stack.index, actor=ACTOR)
+    table = (tmp_path / "out" / "site-a" / "participants.tsv").read_text()
+    assert table == "participant_id\tage\tsex\nsub-001\t61\tF\n"
+
+
 def _debris(destination: Path) -> list[str]:
     return sorted(p.name for p in destination.iterdir() if ".partial" in p.name)
 

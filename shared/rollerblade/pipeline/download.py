@@ -222,23 +222,39 @@ def _reduce_table(
 ) -> int:
     """Copy a TSV keeping the header and the rows whose ``id_column`` value ``keep`` accepts.
 
-    The id column may be anywhere in the header; columns and rows keep their original order.
-    A table without ``id_column`` (invalid BIDS, reported at import) keeps only its header.
+    Only rows the index used are kept (a ragged, repeated or non-UTF-8 row was reported
+    at import and left out there too). The id column may be anywhere in the header;
+    columns and rows keep their original order. A table without ``id_column`` or with an
+    unreadable header (invalid BIDS, reported at import) keeps only what can be read.
     """
     try:
         data = storage.read(key=layout.dataset_key(dataset, path))
     except NotFound:
         return 0
-    lines = tables.decode_text(data, path).splitlines()
-    if not lines:
+    try:
+        content, _ = tables.parse_tsv(data, path, id_column=id_column)
+    except InputError:
+        content = {"rows": {}}
+    used = content["rows"]
+    raw_lines = data.split(b"\n")
+    try:
+        header = tables.decode_text(raw_lines[0].removesuffix(b"\r"), path)
+    except InputError:
         return 0
-    columns = [c.strip() for c in lines[0].split("\t")]
-    kept = [lines[0]]
+    kept = [header]
+    columns = [c.strip() for c in header.split("\t")]
     if id_column in columns:
         at = columns.index(id_column)
-        for line in lines[1:]:
+        emitted: set[str] = set()
+        for raw in raw_lines[1:]:
+            try:
+                line = raw.removesuffix(b"\r").decode("utf-8")
+            except UnicodeDecodeError:
+                continue
             cells = line.split("\t")
-            if line.strip() and len(cells) > at and keep(cells[at].strip()):
+            row_id = cells[at].strip() if len(cells) == len(columns) else ""
+            if row_id in used and row_id not in emitted and keep(row_id):
+                emitted.add(row_id)
                 kept.append(line)
     out = root / path
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ import pytest
 from rollerblade.adapters import local_bus, local_dir, sqlite_index
 from rollerblade.demo.cohort import FULL, SITES, make_participants, write_dataset
 from rollerblade.pipeline import reindex
-from rollerblade.pipeline.events import OBJECTS_TOPIC, drain_object_events
+from rollerblade.pipeline.events import OBJECTS_TOPIC, drain_object_events, publish_all
 from rollerblade.ports import EventBus, Index, Storage
 from rollerblade.records import ObjectEvent
 from tests.conftest import ACTOR
@@ -73,12 +73,7 @@ def upload_all(storage: Storage, bus: EventBus, root: Path, rng: random.Random) 
         rng.shuffle(group)
         events += [ObjectEvent("created", key).to_message() for key in group]
     events += rng.sample(events, len(events) // 3)
-    publish_many = getattr(bus, "publish_many", None)
-    if publish_many is not None:
-        publish_many(topic=OBJECTS_TOPIC, messages=events)
-    else:
-        for message in events:
-            bus.publish(topic=OBJECTS_TOPIC, message=message)
+    publish_all(bus, events)
     return keys
 
 

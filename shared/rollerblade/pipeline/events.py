@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from rollerblade.errors import TemporaryError
 from rollerblade.pipeline.indexing import IndexOutcome, index_object
@@ -20,6 +21,16 @@ from rollerblade.records import Actor, ObjectEvent
 log = logging.getLogger(__name__)
 
 OBJECTS_TOPIC = "objects"
+
+
+def publish_all(bus: EventBus, messages: Sequence[Mapping[str, Any]], *, topic: str = OBJECTS_TOPIC) -> None:
+    """Publish messages in one call where the bus has one (``publish_many``)."""
+    publish_many = getattr(bus, "publish_many", None)
+    if publish_many is not None:
+        publish_many(topic=topic, messages=messages)
+        return
+    for message in messages:
+        bus.publish(topic=topic, message=message)
 
 
 @dataclasses.dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rollerblade.abids import layout
 from rollerblade.errors import AlreadyExists, InputError, NotFound, UnsafePathError
-from rollerblade.pipeline.events import OBJECTS_TOPIC, drain_object_events
+from rollerblade.pipeline.events import drain_object_events, publish_all
 from rollerblade.ports import EventBus, Index, Storage
 from rollerblade.records import Actor, DatasetInfo, ObjectEvent
 
@@ -104,12 +104,7 @@ def import_dataset(
         events.append(ObjectEvent("created", info.key, info.generation).to_message())
         if progress is not None and (done % 200 == 0 or done == len(files)):
             progress("upload", done, len(files))
-    publish_many = getattr(bus, "publish_many", None)
-    if publish_many is not None:
-        publish_many(topic=OBJECTS_TOPIC, messages=events)
-    else:
-        for message in events:
-            bus.publish(topic=OBJECTS_TOPIC, message=message)
+    publish_all(bus, events)
     handled = 0
 
     def advance(n: int) -> None:

@@ -120,8 +120,11 @@ class Index(abc.ABC):
     def delete_metadata(self, *, keys: Sequence[tuple[str, str]]) -> None: ...
 
     @abc.abstractmethod
-    def metadata(self, *, dataset: str, directories: Iterable[str] | None = None) -> list[MetadataFile]:
-        """Metadata files of a dataset, optionally only those in the given folders."""
+    def metadata(
+        self, *, dataset: str, directories: Iterable[str] | None = None, under: str | None = None
+    ) -> list[MetadataFile]:
+        """Metadata files of a dataset in path order: all of them, or only those in one of
+        ``directories`` or at any depth below the folder ``under`` (``""``: the whole dataset)."""
 
     @abc.abstractmethod
     def replace_dataset(self, *, name: str, records: Sequence[ScanRecord], metadata: Sequence[MetadataFile]) -> None:

@@ -181,3 +181,16 @@ def test_delete_dataset_removes_only_that_dataset(
     assert [r for r in index.records(dataset=names[1])] == [r for r in records if r.dataset == names[1]]
     assert index.count(node=parse_query(f"dataset={names[0]}")) == 0
     index.delete_dataset(name=names[0])  # again: nothing left, no error
+
+
+def test_metadata_below_a_folder(index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]) -> None:
+    _, metadata = cohort_records
+    index.put_metadata(files=metadata)
+    dataset = metadata[0].dataset
+    mine = [m for m in metadata if m.dataset == dataset]
+    subject = next(m.directory for m in mine if m.directory.startswith("sub-") and "/" not in m.directory)
+    expected = [m for m in mine if m.directory in ("", subject) or m.directory.startswith(subject + "/")]
+    got = index.metadata(dataset=dataset, directories=[""], under=subject)
+    assert got == sorted(expected, key=lambda m: m.path) and len({m.directory for m in got}) > 2
+    assert index.metadata(dataset=dataset, under="") == sorted(mine, key=lambda m: m.path)
+    assert index.metadata(dataset=dataset, directories=[], under="sub-nobody") == []

@@ -242,16 +242,24 @@ class FirestoreIndex(Index):
     def delete_metadata(self, *, keys: Sequence[tuple[str, str]]) -> None:
         self._batched(("delete", self._col("metadata").document(_id(d, p)), None) for d, p in keys)
 
-    def metadata(self, *, dataset: str, directories: Iterable[str] | None = None) -> list[MetadataFile]:
+    def metadata(
+        self, *, dataset: str, directories: Iterable[str] | None = None, under: str | None = None
+    ) -> list[MetadataFile]:
         base = self._col("metadata").where(filter=FieldFilter("dataset", "==", dataset))
         queries = [base]
-        if directories is not None:
-            dirs = sorted(set(directories))
+        if (directories is not None or under is not None) and under != "":
+            dirs = sorted(set(directories or ()) | ({under} if under is not None else set()))
             queries = [
                 base.where(filter=FieldFilter("directory", "in", dirs[i : i + 30])) for i in range(0, len(dirs), 30)
             ]
-        docs = [MetadataFile.from_doc(json.loads(s.get("doc"))) for q in queries for s in self._stream("metadata", q)]
-        return sorted(docs, key=lambda m: m.path)
+            if under is not None:
+                queries.append(
+                    base.where(filter=FieldFilter("directory", ">=", under + "/")).where(
+                        filter=FieldFilter("directory", "<", under + "/\uffff")
+                    )
+                )
+        docs = {s.id: s for q in queries for s in self._stream("metadata", q)}
+        return sorted((MetadataFile.from_doc(json.loads(s.get("doc"))) for s in docs.values()), key=lambda m: m.path)
 
     def replace_dataset(self, *, name: str, records: Sequence[ScanRecord], metadata: Sequence[MetadataFile]) -> None:
         keep_records = {_id(r.dataset, r.path) for r in records}

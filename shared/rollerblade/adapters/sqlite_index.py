@@ -200,15 +200,20 @@ class SqliteIndex(Index):
     def delete_metadata(self, *, keys: Sequence[tuple[str, str]]) -> None:
         self._write([("DELETE FROM metadata WHERE dataset = ? AND path = ?", list(keys), True)])
 
-    def metadata(self, *, dataset: str, directories: Iterable[str] | None = None) -> list[MetadataFile]:
-        if directories is None:
+    def metadata(
+        self, *, dataset: str, directories: Iterable[str] | None = None, under: str | None = None
+    ) -> list[MetadataFile]:
+        if (directories is None and under is None) or under == "":
             cursor = self._db.execute("SELECT doc FROM metadata WHERE dataset = ? ORDER BY path", (dataset,))
         else:
-            dirs = list(directories)
+            dirs = list(directories or ())
+            conditions = [f"directory IN ({', '.join('?' * len(dirs))})"]
+            params: list[str | int] = [dataset, *dirs]
+            if under is not None:
+                conditions.append("directory = ? OR substr(directory, 1, ?) = ?")
+                params += [under, len(under) + 1, under + "/"]
             cursor = self._db.execute(
-                f"SELECT doc FROM metadata WHERE dataset = ? AND directory IN ({', '.join('?' * len(dirs))}) "
-                "ORDER BY path",
-                (dataset, *dirs),
+                f"SELECT doc FROM metadata WHERE dataset = ? AND ({' OR '.join(conditions)}) ORDER BY path", params
             )
         return [MetadataFile.from_doc(json.loads(doc)) for (doc,) in cursor]
 

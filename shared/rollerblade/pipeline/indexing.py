@@ -236,9 +236,21 @@ def _feeds_records(changed: BidsPath) -> bool:
     return changed.kind not in ("description", "participants_json")
 
 
+def _refresh_scope(changed: BidsPath) -> str:
+    """The folder whose records a metadata file feeds (``""``: the whole dataset)."""
+    return "" if changed.kind == "participants" else changed.directory
+
+
+def _refresh_context(dataset: str, changed: BidsPath, index: Index) -> list[MetadataFile]:
+    """Every metadata file the records in the refreshed folder can use: those of the
+    folder's ancestors and of every folder below it (never the whole dataset's)."""
+    scope = _refresh_scope(changed)
+    return index.metadata(dataset=dataset, directories=sidecars.ancestors(scope), under=scope)
+
+
 def _refresh_signature(dataset: str, changed: BidsPath, index: Index) -> frozenset[tuple[str, int]]:
     """The metadata a refresh for ``changed`` computes from (none for files feeding no record)."""
-    return _signature(index.metadata(dataset=dataset)) if _feeds_records(changed) else frozenset()
+    return _signature(_refresh_context(dataset, changed, index)) if _feeds_records(changed) else frozenset()
 
 
 def _refresh(dataset: str, changed: BidsPath, *, index: Index) -> tuple[int, frozenset[tuple[str, int]]]:
@@ -246,8 +258,9 @@ def _refresh(dataset: str, changed: BidsPath, *, index: Index) -> tuple[int, fro
     signature of the metadata they were computed from."""
     if not _feeds_records(changed):
         return 0, frozenset()
-    prefix = "" if changed.kind == "participants" else (changed.directory + "/" if changed.directory else "")
-    files = index.metadata(dataset=dataset)
+    scope = _refresh_scope(changed)
+    prefix = scope + "/" if scope else ""
+    files = _refresh_context(dataset, changed, index)
     context = DatasetContext(files)
     updates: list[ScanRecord] = []
     for record in index.records(dataset=dataset, prefix=prefix):

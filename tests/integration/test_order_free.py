@@ -89,3 +89,44 @@ def test_any_order_with_duplicates_equals_batch_reindex(
         batch = sqlite_index.SqliteIndex(":memory:")
         reindex.reindex_dataset("ds", storage=storage, index=batch, actor=ACTOR)
         assert snapshot(incremental) == snapshot(batch)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+)
+@given(data=st.data())
+def test_batches_of_events_equal_batch_reindex(data: st.DataObject, dataset_files: list[tuple[str, Path]]) -> None:
+    """The same, delivered as the drain does: random batches to ``index_objects``, with
+    duplicates inside a batch, objects rewritten and deleted between batches."""
+    from rollerblade.pipeline.batch_indexing import index_objects
+
+    order, duplicates, deleted = data.draw(deliveries(len(dataset_files)))
+    sizes = data.draw(st.lists(st.integers(1, 64), min_size=1, max_size=8))
+    with tempfile.TemporaryDirectory() as work:
+        storage = local_dir.LocalDirStorage(Path(work) / "bucket")
+        incremental = sqlite_index.SqliteIndex(":memory:")
+        events = []
+        for i in order:
+            rel, source = dataset_files[i]
+            info = storage.put_file(key=f"datasets/ds/{rel}", source=str(source))
+            events.append(ObjectEvent("created", info.key, info.generation))
+        events += [events[d] for d in duplicates]
+        start, step = 0, 0
+        while start < len(events):
+            size = sizes[step % len(sizes)]
+            index_objects(events[start : start + size], storage=storage, index=incremental, actor=ACTOR)
+            start, step = start + size, step + 1
+            if step == 2:  # a sidecar rewritten and a data file deleted between two batches
+                storage.put_bytes(key="datasets/ds/task-rest_bold.json", data=b'{"RepetitionTime": 9}')
+                gone = f"datasets/ds/{dataset_files[order[0]][0]}"
+                storage.delete(key=gone)
+                events += [ObjectEvent("created", "datasets/ds/task-rest_bold.json"), ObjectEvent("deleted", gone)]
+        stale = [ObjectEvent("created", f"datasets/ds/{dataset_files[i][0]}") for i in sorted(deleted)]
+        for i in sorted(deleted):
+            storage.delete(key=f"datasets/ds/{dataset_files[i][0]}")
+        index_objects(stale + events[:3], storage=storage, index=incremental, actor=ACTOR)
+        batch = sqlite_index.SqliteIndex(":memory:")
+        reindex.reindex_dataset("ds", storage=storage, index=batch, actor=ACTOR)
+        assert snapshot(incremental) == snapshot(batch)

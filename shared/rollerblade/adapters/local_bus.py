@@ -91,7 +91,13 @@ class LocalBus(EventBus):
 
     def ack(self, *, message_ids: Sequence[str]) -> None:
         with self._lock:
-            self._db.executemany("DELETE FROM messages WHERE id = ?", [(m,) for m in message_ids])
+            self._db.execute("BEGIN IMMEDIATE")  # one transaction, not one commit per message
+            try:
+                self._db.executemany("DELETE FROM messages WHERE id = ?", [(m,) for m in message_ids])
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def nack(self, *, message_id: str, delay: float = 0.0, error: str = "") -> None:
         with self._lock:

@@ -1,4 +1,8 @@
-"""The local event loop: deliver queued object events to ``index_object`` until none remain.
+"""The local event loop: deliver queued object events to the indexer until none remain.
+
+Each pulled batch goes to :func:`~rollerblade.pipeline.batch_indexing.index_objects`
+(the same result as ``index_object`` per event, with shared reads and writes); if the
+batch fails, its events are handled one by one, so one event's trouble holds back no other.
 
 The same messages a bucket notification would carry go through the durable bus, so an
 interrupted import resumes by draining again. A handler error that may pass
@@ -14,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rollerblade.errors import TemporaryError
+from rollerblade.pipeline.batch_indexing import index_objects
 from rollerblade.pipeline.indexing import IndexOutcome, index_object
 from rollerblade.ports import EventBus, Index, Storage
 from rollerblade.records import Actor, ObjectEvent
@@ -61,24 +66,33 @@ def drain_object_events(
         if not messages:
             return report
         done: list[str] = []
+        decoded: list[tuple[str, ObjectEvent]] = []
         for message_id, body in messages:
             try:
-                event = ObjectEvent.from_message(body)
+                decoded.append((message_id, ObjectEvent.from_message(body)))
             except ValueError as e:
                 log.error("dropping malformed object event %s: %s", message_id, e)
                 done.append(message_id)
-                continue
-            try:
-                outcome = index_object(event, storage=storage, index=index, actor=actor)
-            except TemporaryError as e:
-                bus.nack(message_id=message_id, delay=e.delay, error=str(e))
-                report.retried += 1
-                continue
-            except Exception as e:  # a bug or an outage: retry later, never lose the event
-                log.exception("indexing %s failed; it will be retried", event.key)
-                bus.nack(message_id=message_id, delay=0.0, error=f"{type(e).__name__}: {e}")
-                report.retried += 1
-                continue
+        try:
+            outcomes = index_objects([e for _, e in decoded], storage=storage, index=index, actor=actor)
+        except Exception as e:  # one event's trouble must not hold back the others: one by one
+            log.info("batch of %d events failed (%s); handling them one by one", len(decoded), e)
+            outcomes = None
+        for position, (message_id, event) in enumerate(decoded):
+            if outcomes is not None:
+                outcome = outcomes[position]
+            else:
+                try:
+                    outcome = index_object(event, storage=storage, index=index, actor=actor)
+                except TemporaryError as e:
+                    bus.nack(message_id=message_id, delay=e.delay, error=str(e))
+                    report.retried += 1
+                    continue
+                except Exception as e:  # a bug or an outage: retry later, never lose the event
+                    log.exception("indexing %s failed; it will be retried", event.key)
+                    bus.nack(message_id=message_id, delay=0.0, error=f"{type(e).__name__}: {e}")
+                    report.retried += 1
+                    continue
             done.append(message_id)
             report.outcomes.append(outcome)
             report.handled += 1

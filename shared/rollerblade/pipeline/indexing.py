@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Literal
 
 from rollerblade.abids import layout, sidecars
@@ -87,14 +87,14 @@ def index_object(event: ObjectEvent, *, storage: Storage, index: Index, actor: A
         return _settle(
             lambda: _index_data(unit_key, dataset, parsed, storage=storage, index=index),
             lambda: (
-                _unit_generation(storage, unit_key, parsed),
-                _signature(index.metadata(dataset=dataset, directories=folders)),
+                unit_generation(storage, unit_key, parsed),
+                signature(index.metadata(dataset=dataset, directories=folders)),
             ),
             unit_key,
         )
     return _settle(
         lambda: _index_metadata(unit_key, dataset, parsed, storage=storage, index=index),
-        lambda: (_generation(storage, unit_key), _refresh_signature(dataset, parsed, index)),
+        lambda: (_generation(storage, unit_key), refresh_signature(dataset, parsed, index)),
         unit_key,
     )
 
@@ -109,7 +109,7 @@ def _settle(step: Callable[[], tuple[IndexOutcome, Inputs]], current: Callable[[
     raise TemporaryError(f"{key} kept changing while it was indexed; it will be retried", delay=1.0)
 
 
-def _signature(files: list[MetadataFile]) -> frozenset[tuple[str, int]]:
+def signature(files: list[MetadataFile]) -> frozenset[tuple[str, int]]:
     return frozenset((m.path, m.generation) for m in files)
 
 
@@ -120,7 +120,7 @@ def _generation(storage: Storage, key: str) -> int | None:
         return None
 
 
-def _unit_generation(storage: Storage, key: str, parsed: BidsPath) -> int | None:
+def unit_generation(storage: Storage, key: str, parsed: BidsPath) -> int | None:
     if not parsed.extension.endswith("/"):
         return _generation(storage, key)
     members = [m.generation for m in storage.list(prefix=key + "/")]
@@ -148,8 +148,8 @@ def _index_data(
     except NotFound:
         if existing is not None:
             index.delete_records(keys=[(dataset, parsed.path)])
-        return IndexOutcome(key, "deleted"), (None, _signature(context_files))
-    used: Inputs = (int(file["generation"]), _signature(context_files))
+        return IndexOutcome(key, "deleted"), (None, signature(context_files))
+    used: Inputs = (int(file["generation"]), signature(context_files))
     record = build_record(
         dataset=dataset, parsed=parsed, file=file, image=image, error=error, context=DatasetContext(context_files)
     )
@@ -214,14 +214,14 @@ def _index_metadata(
     except NotFound:
         if existing is not None:
             index.delete_metadata(keys=[(dataset, parsed.path)])
-        count, signature = _refresh(dataset, parsed, index=index)
+        count, signature = refresh(dataset, parsed, index=index)
         return IndexOutcome(key, "metadata" if existing else "unchanged", refreshed=count), (None, signature)
     doc = parse_metadata(dataset=dataset, parsed=parsed, data=data, generation=info.generation)
     if doc != existing:
         index.put_metadata(files=[doc])
     if parsed.kind == "description" and isinstance(doc.content, dict):
         update_description(index, dataset, doc)
-    count, signature = _refresh(dataset, parsed, index=index)
+    count, signature = refresh(dataset, parsed, index=index)
     action: Action = "metadata" if doc != existing or count else "unchanged"
     return IndexOutcome(key, action, doc.error, refreshed=count), (info.generation, signature)
 
@@ -232,44 +232,57 @@ def update_description(index: Index, dataset: str, doc: MetadataFile) -> None:
         index.put_dataset(info=dataclasses.replace(info, description=dict(doc.content)))
 
 
-def _feeds_records(changed: BidsPath) -> bool:
+def feeds_records(changed: BidsPath) -> bool:
     return changed.kind not in ("description", "participants_json")
 
 
-def _refresh_scope(changed: BidsPath) -> str:
+def refresh_scope(changed: BidsPath) -> str:
     """The folder whose records a metadata file feeds (``""``: the whole dataset)."""
     return "" if changed.kind == "participants" else changed.directory
 
 
-def _refresh_context(dataset: str, changed: BidsPath, index: Index) -> list[MetadataFile]:
+def refresh_context(dataset: str, changed: BidsPath, index: Index) -> list[MetadataFile]:
     """Every metadata file the records in the refreshed folder can use: those of the
     folder's ancestors and of every folder below it (never the whole dataset's)."""
-    scope = _refresh_scope(changed)
+    scope = refresh_scope(changed)
     return index.metadata(dataset=dataset, directories=sidecars.ancestors(scope), under=scope)
 
 
-def _refresh_signature(dataset: str, changed: BidsPath, index: Index) -> frozenset[tuple[str, int]]:
+def refresh_signature(dataset: str, changed: BidsPath, index: Index) -> frozenset[tuple[str, int]]:
     """The metadata a refresh for ``changed`` computes from (none for files feeding no record)."""
-    return _signature(_refresh_context(dataset, changed, index)) if _feeds_records(changed) else frozenset()
+    return signature(refresh_context(dataset, changed, index)) if feeds_records(changed) else frozenset()
 
 
-def _refresh(dataset: str, changed: BidsPath, *, index: Index) -> tuple[int, frozenset[tuple[str, int]]]:
+def refresh(dataset: str, changed: BidsPath, *, index: Index) -> tuple[int, frozenset[tuple[str, int]]]:
     """Recompute the records a metadata file feeds; returns how many changed and the
     signature of the metadata they were computed from."""
-    if not _feeds_records(changed):
+    if not feeds_records(changed):
         return 0, frozenset()
-    scope = _refresh_scope(changed)
-    prefix = scope + "/" if scope else ""
-    files = _refresh_context(dataset, changed, index)
+    scope = refresh_scope(changed)
+    files = refresh_context(dataset, changed, index)
+    suffix = changed.suffix if changed.kind == "sidecar" else None
+    return refresh_folder(dataset, scope, files, index=index, suffix=suffix), signature(files)
+
+
+def refresh_folder(
+    dataset: str,
+    scope: str,
+    files: list[MetadataFile],
+    *,
+    index: Index,
+    suffix: str | None = None,
+    skip: Collection[str] = (),
+) -> int:
+    """Recompute the records under folder ``scope`` (of one ``suffix``, if given; not
+    those at ``skip`` paths) from ``files``; write those that changed, return how many."""
     context = DatasetContext(files)
     updates: list[ScanRecord] = []
-    for record in index.records(dataset=dataset, prefix=prefix):
-        if record.error is not None and not record.entities:
+    for record in index.records(dataset=dataset, prefix=scope + "/" if scope else ""):
+        if record.path in skip or (record.error is not None and not record.entities):
             continue  # unparsable name: nothing derived to refresh
-        if changed.kind == "sidecar" and record.entities.get("suffix") != changed.suffix:
+        if suffix is not None and record.entities.get("suffix") != suffix:
             continue
         new = refreshed(record, parse_record_path(record.path), context)
         if new != record:
             updates.append(new)
-    written = index.refresh_records(records=updates) if updates else 0
-    return written, _signature(files)
+    return index.refresh_records(records=updates) if updates else 0

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from rollerblade.analyses.jobs import JobRecord
+from rollerblade.errors import NotFound
 from rollerblade.query import ast
 from rollerblade.records import DatasetInfo, MetadataFile, ObjectInfo, ScanRecord
 
@@ -39,6 +40,15 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def stat(self, *, key: str) -> ObjectInfo:
         """Size, generation and md5 of an object; raises ``NotFound``."""
+
+    def generation(self, *, key: str) -> int | None:
+        """The object's generation, ``None`` when it does not exist: what a handler re-reads
+        to check that nothing changed under it. Adapters override it where ``stat`` costs
+        more (a local file's md5 needs every byte)."""
+        try:
+            return self.stat(key=key).generation
+        except NotFound:
+            return None
 
     @abc.abstractmethod
     def read(self, *, key: str, start: int = 0, length: int | None = None) -> bytes:
@@ -133,6 +143,16 @@ class Index(abc.ABC):
     # -- datasets -------------------------------------------------------------------
     @abc.abstractmethod
     def put_dataset(self, *, info: DatasetInfo) -> None: ...
+
+    @abc.abstractmethod
+    def create_dataset(self, *, info: DatasetInfo) -> bool:
+        """Register ``info`` only if no dataset of that name exists; atomic (of two
+        concurrent calls exactly one returns True)."""
+
+    @abc.abstractmethod
+    def update_dataset(self, *, name: str, changes: Mapping[str, Any]) -> None:
+        """Set some top-level fields of a registered dataset (``description``, ``state``)
+        without touching the others; a missing dataset is left missing."""
 
     @abc.abstractmethod
     def get_dataset(self, *, name: str) -> DatasetInfo | None: ...

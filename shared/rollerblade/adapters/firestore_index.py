@@ -16,6 +16,7 @@ batches of 500. SDK errors: unavailable/deadline/aborted -> ``TemporaryError``.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import math
@@ -277,6 +278,19 @@ class FirestoreIndex(Index):
     def put_dataset(self, *, info: DatasetInfo) -> None:
         ref = self._col("datasets").document(info.name)
         self._call("set", lambda: ref.set(info.to_doc()))
+
+    def create_dataset(self, *, info: DatasetInfo) -> bool:
+        ref = self._col("datasets").document(info.name)
+        try:
+            self._call("create", lambda: ref.create(info.to_doc()))
+        except gexc.Conflict:  # AlreadyExists
+            return False
+        return True
+
+    def update_dataset(self, *, name: str, changes: Mapping[str, Any]) -> None:
+        ref = self._col("datasets").document(name)
+        with contextlib.suppress(gexc.NotFound):  # a missing dataset stays missing
+            self._call("update", lambda: ref.update({firestore.Client.field_path(k): v for k, v in changes.items()}))
 
     def delete_dataset(self, *, name: str) -> None:
         stale = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ class LocalDirStorage(Storage):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self._safe_parents: set[Path] = set()  # folders checked to resolve inside the root
 
     def __repr__(self) -> str:
         return f"LocalDirStorage({str(self.root)!r})"
@@ -41,25 +43,44 @@ class LocalDirStorage(Storage):
 
     def _write(self, key: str, fill: os.PathLike[str] | bytes) -> ObjectInfo:
         path = Path(self._path(key))
-        if not path.parent.resolve().is_relative_to(self.root):
-            raise UnsafePathError(key, "resolves outside the storage root (symlink?)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        previous = path.stat().st_mtime_ns if path.exists() else 0
+        if path.parent not in self._safe_parents:
+            if not path.parent.resolve().is_relative_to(self.root):
+                raise UnsafePathError(key, "resolves outside the storage root (symlink?)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._safe_parents.add(path.parent)
+        try:
+            previous = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            previous = 0
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        digest = hashlib.md5(usedforsecurity=False)
+        size = 0
         try:
             with os.fdopen(fd, "wb") as out:
                 if isinstance(fill, bytes):
                     out.write(fill)
+                    digest.update(fill)
+                    size = len(fill)
                 else:
                     with open(fill, "rb") as src:
-                        shutil.copyfileobj(src, out, _CHUNK)
+                        while chunk := src.read(_CHUNK):
+                            out.write(chunk)
+                            digest.update(chunk)
+                            size += len(chunk)
             generation = max(os.stat(tmp).st_mtime_ns, previous + 1)
             os.utime(tmp, ns=(generation, generation))
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return self.stat(key=key)
+        return ObjectInfo(key=key, size=size, generation=generation, md5=digest.hexdigest())
+
+    def generation(self, *, key: str) -> int | None:
+        try:
+            st = os.stat(self._path(key))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return None if stat.S_ISDIR(st.st_mode) else st.st_mtime_ns
 
     def put_bytes(self, *, key: str, data: bytes) -> ObjectInfo:
         return self._write(key, data)

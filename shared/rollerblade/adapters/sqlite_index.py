@@ -168,10 +168,10 @@ class SqliteIndex(Index):
         return ScanRecord.from_doc(json.loads(row[0])) if row else None
 
     def records(self, *, dataset: str, prefix: str = "") -> Iterator[ScanRecord]:
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        # a range on the primary key (dataset, path): LIKE would scan the whole dataset
         cursor = self._db.execute(
-            "SELECT doc FROM records WHERE dataset = ? AND path LIKE ? ESCAPE '\\' ORDER BY path",
-            (dataset, escaped + "%"),
+            "SELECT doc FROM records WHERE dataset = ? AND path >= ? AND path < ? ORDER BY path",
+            (dataset, prefix, prefix + "\U0010ffff"),
         )
         for (doc,) in cursor:
             yield ScanRecord.from_doc(json.loads(doc))
@@ -206,15 +206,16 @@ class SqliteIndex(Index):
         if (directories is None and under is None) or under == "":
             cursor = self._db.execute("SELECT doc FROM metadata WHERE dataset = ? ORDER BY path", (dataset,))
         else:
-            dirs = list(directories or ())
-            conditions = [f"directory IN ({', '.join('?' * len(dirs))})"]
-            params: list[str | int] = [dataset, *dirs]
+            # one index-friendly SELECT per condition (an OR of them would scan the dataset)
+            dirs = list(directories or ()) + ([under] if under is not None else [])
+            parts = [
+                f"SELECT path, doc FROM metadata WHERE dataset = ? AND directory IN ({', '.join('?' * len(dirs))})"
+            ]
+            params: list[str] = [dataset, *dirs]
             if under is not None:
-                conditions.append("directory = ? OR substr(directory, 1, ?) = ?")
-                params += [under, len(under) + 1, under + "/"]
-            cursor = self._db.execute(
-                f"SELECT doc FROM metadata WHERE dataset = ? AND ({' OR '.join(conditions)}) ORDER BY path", params
-            )
+                parts.append("SELECT path, doc FROM metadata WHERE dataset = ? AND directory >= ? AND directory < ?")
+                params += [dataset, under + "/", under + "/\U0010ffff"]
+            cursor = self._db.execute(f"SELECT doc FROM ({' UNION '.join(parts)}) WHERE 1 ORDER BY path", params)
         return [MetadataFile.from_doc(json.loads(doc)) for (doc,) in cursor]
 
     def replace_dataset(self, *, name: str, records: Sequence[ScanRecord], metadata: Sequence[MetadataFile]) -> None:
@@ -233,6 +234,23 @@ class SqliteIndex(Index):
     # -- datasets -------------------------------------------------------------------
     def put_dataset(self, *, info: DatasetInfo) -> None:
         self._write([("INSERT OR REPLACE INTO datasets VALUES (?, ?)", (info.name, json.dumps(info.to_doc())), False)])
+
+    def create_dataset(self, *, info: DatasetInfo) -> bool:
+        (inserted,) = self._write(
+            [("INSERT OR IGNORE INTO datasets VALUES (?, ?)", (info.name, json.dumps(info.to_doc())), False)]
+        )
+        return inserted == 1
+
+    def update_dataset(self, *, name: str, changes: Mapping[str, Any]) -> None:
+        self._write(
+            [
+                (
+                    "UPDATE datasets SET doc = json_set(doc, '$.\"' || ? || '\"', json(?)) WHERE name = ?",
+                    [(key, json.dumps(value), name) for key, value in changes.items()],
+                    True,
+                )
+            ]
+        )
 
     def delete_dataset(self, *, name: str) -> None:
         self._write(

@@ -19,7 +19,7 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 
-from rollerblade.abids import layout
+from rollerblade.abids import layout, sidecars
 from rollerblade.abids.paths import BidsPath
 from rollerblade.errors import BidsNameError, InputError, NotFound
 from rollerblade.pipeline import indexing
@@ -83,19 +83,36 @@ def _index_group(dataset: str, group: list[_Item], *, storage: Storage, index: I
     # One refresh per folder a changed metadata file feeds, skipping the records this
     # batch has just built (they were computed from the metadata written above).
     written = {item.parsed.path for item in datas}
-    refreshed: dict[str, tuple[int, frozenset[tuple[str, int]]]] = {}
+    contexts = _scope_contexts(dataset, metas, index)
+    counts: dict[str, int] = {}
     for item in metas:
         if not indexing.feeds_records(item.parsed):
             continue
         scope = indexing.refresh_scope(item.parsed)
-        if scope not in refreshed:
-            files = indexing.refresh_context(dataset, item.parsed, index)
-            count = indexing.refresh_folder(dataset, scope, files, index=index, skip=written)
-            refreshed[scope] = (count, indexing.signature(files))
-        count, item.used = refreshed[scope]
+        if scope not in counts:
+            counts[scope] = indexing.refresh_folder(dataset, scope, contexts[scope], index=index, skip=written)
+        item.used = indexing.signature(contexts[scope])
         assert item.outcome is not None
-        item.outcome = dataclasses.replace(item.outcome, refreshed=count)
+        item.outcome = dataclasses.replace(item.outcome, refreshed=counts[scope])
     _settle(dataset, group, storage=storage, index=index, actor=actor)
+
+
+def _scope_contexts(dataset: str, metas: list[_Item], index: Index) -> dict[str, list[MetadataFile]]:
+    """What :func:`~rollerblade.pipeline.indexing.refresh_context` reads for each refreshed
+    folder, with the folders' shared ancestors (participants.tsv ...) read once."""
+    scopes = {indexing.refresh_scope(i.parsed) for i in metas if indexing.feeds_records(i.parsed)}
+    if "" in scopes:
+        everything = index.metadata(dataset=dataset)
+        return {scope: everything for scope in scopes}
+    chains = {scope: set(sidecars.ancestors(scope)) for scope in scopes}
+    shared = index.metadata(dataset=dataset, directories=set().union(*chains.values())) if scopes else []
+    contexts = {}
+    for scope in scopes:
+        below = index.metadata(dataset=dataset, directories=(), under=scope)
+        seen = {m.path for m in below}
+        above = [m for m in shared if m.directory in chains[scope] and m.path not in seen]
+        contexts[scope] = sorted(above + below, key=lambda m: m.path)
+    return contexts
 
 
 def _write_metadata(dataset: str, items: list[_Item], *, storage: Storage, index: Index) -> None:
@@ -176,7 +193,7 @@ def _settle(dataset: str, group: list[_Item], *, storage: Storage, index: Index,
     by_folder: dict[str, list[MetadataFile]] = defaultdict(list)
     for doc in index.metadata(dataset=dataset, directories=folders) if datas else ():
         by_folder[doc.directory].append(doc)
-    signatures: dict[str, frozenset[tuple[str, int]]] = {}
+    contexts = _scope_contexts(dataset, [item for item in group if item.parsed.kind != "data"], index)
     for item in group:
         now = indexing.unit_generation(storage, item.key, item.parsed)
         if item.parsed.kind == "data":
@@ -184,10 +201,7 @@ def _settle(dataset: str, group: list[_Item], *, storage: Storage, index: Index,
                 [doc for folder in indexing.metadata_folders(item.parsed) for doc in by_folder.get(folder, ())]
             )
         elif indexing.feeds_records(item.parsed):
-            scope = indexing.refresh_scope(item.parsed)
-            if scope not in signatures:
-                signatures[scope] = indexing.refresh_signature(dataset, item.parsed, index)
-            current = signatures[scope]
+            current = indexing.signature(contexts[indexing.refresh_scope(item.parsed)])
         else:
             current = frozenset()
         if now != item.generation or current != item.used:

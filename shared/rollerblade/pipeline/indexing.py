@@ -114,10 +114,7 @@ def signature(files: list[MetadataFile]) -> frozenset[tuple[str, int]]:
 
 
 def _generation(storage: Storage, key: str) -> int | None:
-    try:
-        return storage.stat(key=key).generation
-    except NotFound:
-        return None
+    return storage.generation(key=key)
 
 
 def unit_generation(storage: Storage, key: str, parsed: BidsPath) -> int | None:
@@ -133,9 +130,10 @@ def locate(inner: str, analysis: str | None) -> BidsPath:
 
 
 def ensure_dataset(index: Index, dataset: str, actor: Actor) -> None:
+    """Register a dataset that objects were dropped into (never overwrites a registration)."""
     if index.get_dataset(name=dataset) is None:
         now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        index.put_dataset(info=DatasetInfo(name=dataset, owner=actor, created=now))
+        index.create_dataset(info=DatasetInfo(name=dataset, owner=actor, created=now))
 
 
 def _index_data(
@@ -229,7 +227,7 @@ def _index_metadata(
 def update_description(index: Index, dataset: str, doc: MetadataFile) -> None:
     info = index.get_dataset(name=dataset)
     if info is not None and info.description != doc.content:
-        index.put_dataset(info=dataclasses.replace(info, description=dict(doc.content)))
+        index.update_dataset(name=dataset, changes={"description": dict(doc.content)})
 
 
 def feeds_records(changed: BidsPath) -> bool:

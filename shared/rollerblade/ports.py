@@ -150,9 +150,11 @@ class Index(abc.ABC):
         concurrent calls exactly one returns True)."""
 
     @abc.abstractmethod
-    def update_dataset(self, *, name: str, changes: Mapping[str, Any]) -> None:
+    def update_dataset(self, *, name: str, changes: Mapping[str, Any], expect: Mapping[str, str] | None = None) -> bool:
         """Set some top-level fields of a registered dataset (``description``, ``state``)
-        without touching the others; a missing dataset is left missing."""
+        without touching the others, only if its text fields ``expect`` still hold those
+        values (compare-and-set, atomic). False when the dataset is missing or the
+        expectation failed."""
 
     @abc.abstractmethod
     def get_dataset(self, *, name: str) -> DatasetInfo | None: ...

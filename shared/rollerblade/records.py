@@ -172,14 +172,27 @@ class MetadataFile:
         return cls(**{f.name: doc[f.name] for f in dataclasses.fields(cls)})
 
 
+DatasetState = Literal["importing", "ready"]
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
-    """A dataset registered in the index: its name, owner and description."""
+    """A dataset registered in the index: its name, owner and description.
+
+    ``state`` is ``"importing"`` from the moment ``rollerblade import`` claims the name
+    until every file is stored and indexed (``source`` says from where, so the same
+    import can be run again to finish it), then ``"ready"``. The running import holds
+    ``claim`` and renews ``lease_until``; once that lapses, another run may take over.
+    """
 
     name: str
     owner: Actor
     created: str
     description: Mapping[str, JSONValue] = dataclasses.field(default_factory=dict)
+    state: DatasetState = "ready"
+    source: str = ""
+    claim: str = ""  # the running import's token
+    lease_until: float = 0.0  # the claim lapses then (epoch seconds) unless renewed
 
     def to_doc(self) -> dict[str, JSONValue]:
         return {
@@ -187,6 +200,10 @@ class DatasetInfo:
             "owner": self.owner,
             "created": self.created,
             "description": dict(self.description),
+            "state": self.state,
+            "source": self.source,
+            "claim": self.claim,
+            "lease_until": self.lease_until,
         }
 
     @classmethod
@@ -196,4 +213,8 @@ class DatasetInfo:
             owner=Actor(doc["owner"]),
             created=doc["created"],
             description=dict(doc.get("description") or {}),
+            state=doc.get("state") or "ready",
+            source=doc.get("source") or "",
+            claim=doc.get("claim") or "",
+            lease_until=float(doc.get("lease_until") or 0.0),
         )

@@ -49,6 +49,11 @@ class Settings:
     """Parallel workers for reading files while re-indexing (capped at the CPU count).
     Env: ``ROLLERBLADE_WORKERS``."""
 
+    import_lease: float = 30.0
+    """Seconds an ``import`` holds its claim on a dataset name without renewing it (it
+    renews it while it runs). A killed import can be finished by running it again once
+    its claim has lapsed. Env: ``ROLLERBLADE_IMPORT_LEASE``."""
+
     executor: ExecutorName = "docker"
     """Where Analyses run: ``docker`` (the local engine, offline and locked down) or
     ``process`` (plain processes on the host, for machines without Docker).
@@ -104,6 +109,14 @@ def _convert(name: str, value: Any) -> Any:
         if number < 1:
             raise SettingsError(f"{ENV_PREFIX}WORKERS must be at least 1, not {number}")
         return number
+    if name == "import_lease":
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{ENV_PREFIX}IMPORT_LEASE must be a number of seconds, not {value!r}") from None
+        if not 0.1 <= seconds <= 3600:
+            raise SettingsError(f"{ENV_PREFIX}IMPORT_LEASE must be between 0.1 and 3600 seconds, not {seconds}")
+        return seconds
     if name == "executor":
         if value not in ("docker", "process"):
             raise SettingsError(f"{ENV_PREFIX}EXECUTOR must be 'docker' or 'process', not {value!r}")

@@ -194,3 +194,18 @@ def test_metadata_below_a_folder(index: Index, cohort_records: tuple[list[ScanRe
     assert got == sorted(expected, key=lambda m: m.path) and len({m.directory for m in got}) > 2
     assert index.metadata(dataset=dataset, under="") == sorted(mine, key=lambda m: m.path)
     assert index.metadata(dataset=dataset, directories=[], under="sub-nobody") == []
+
+
+def test_create_dataset_once_and_compare_and_set_updates(index: Index) -> None:
+    first = DatasetInfo(name="ds", owner=Actor("ana"), created="2026-01-01", state="importing", claim="a")
+    assert index.create_dataset(info=first) is True
+    assert index.create_dataset(info=DatasetInfo(name="ds", owner=Actor("bob"), created="2026-02-02")) is False
+    assert index.get_dataset(name="ds") == first
+    assert index.update_dataset(name="ds", changes={"claim": "b", "lease_until": 5.5}, expect={"claim": "x"}) is False
+    assert index.update_dataset(name="ds", changes={"claim": "b", "lease_until": 5.5}, expect={"claim": "a"}) is True
+    assert index.update_dataset(name="ds", changes={"description": {"Name": "D"}, "state": "ready"}) is True
+    got = index.get_dataset(name="ds")
+    assert got is not None and (got.claim, got.lease_until, got.state, got.owner) == ("b", 5.5, "ready", "ana")
+    assert got.description == {"Name": "D"}
+    assert index.update_dataset(name="nope", changes={"state": "ready"}) is False
+    assert index.get_dataset(name="nope") is None

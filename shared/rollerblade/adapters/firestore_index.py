@@ -16,7 +16,6 @@ batches of 500. SDK errors: unavailable/deadline/aborted -> ``TemporaryError``.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import hashlib
 import json
 import math
@@ -287,10 +286,22 @@ class FirestoreIndex(Index):
             return False
         return True
 
-    def update_dataset(self, *, name: str, changes: Mapping[str, Any]) -> None:
+    def update_dataset(self, *, name: str, changes: Mapping[str, Any], expect: Mapping[str, str] | None = None) -> bool:
         ref = self._col("datasets").document(name)
-        with contextlib.suppress(gexc.NotFound):  # a missing dataset stays missing
-            self._call("update", lambda: ref.update({firestore.Client.field_path(k): v for k, v in changes.items()}))
+        update = {firestore.Client.field_path(k): v for k, v in changes.items()}
+
+        @firestore.transactional  # type: ignore[untyped-decorator]
+        def apply(transaction: Any) -> bool:
+            snap = ref.get(transaction=transaction)
+            if not snap.exists:
+                return False
+            doc = snap.to_dict()
+            if any((doc.get(k) or "") != v for k, v in (expect or {}).items()):
+                return False
+            transaction.update(ref, update)
+            return True
+
+        return bool(self._call("transaction", lambda: apply(self._db.transaction())))
 
     def delete_dataset(self, *, name: str) -> None:
         stale = []

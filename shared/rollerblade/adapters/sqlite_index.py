@@ -241,16 +241,15 @@ class SqliteIndex(Index):
         )
         return inserted == 1
 
-    def update_dataset(self, *, name: str, changes: Mapping[str, Any]) -> None:
-        self._write(
-            [
-                (
-                    "UPDATE datasets SET doc = json_set(doc, '$.\"' || ? || '\"', json(?)) WHERE name = ?",
-                    [(key, json.dumps(value), name) for key, value in changes.items()],
-                    True,
-                )
-            ]
+    def update_dataset(self, *, name: str, changes: Mapping[str, Any], expect: Mapping[str, str] | None = None) -> bool:
+        paths = ", ".join("?, json(?)" for _ in changes)
+        params: list[Any] = [p for key, value in changes.items() for p in (f'$."{key}"', json.dumps(value))]
+        conditions = "".join(" AND COALESCE(json_extract(doc, ?), '') = ?" for _ in expect or {})
+        params += [name] + [p for key, value in (expect or {}).items() for p in (f'$."{key}"', value)]
+        (updated,) = self._write(
+            [(f"UPDATE datasets SET doc = json_set(doc, {paths}) WHERE name = ?{conditions}", params, False)]
         )
+        return updated == 1
 
     def delete_dataset(self, *, name: str) -> None:
         self._write(

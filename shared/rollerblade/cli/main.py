@@ -86,7 +86,11 @@ def init(ctx: Context) -> None:
 @click.option("--dataset", "dataset", required=True, help="Name of the new dataset.")
 @pass_context
 def import_(ctx: Context, source: Path, dataset: str) -> None:
-    """Import the BIDS folder SOURCE as a new dataset and index every file."""
+    """Import the BIDS folder SOURCE as a new dataset and index every file.
+
+    An interrupted import (killed, machine restarted) is finished by running the same
+    command again: files already stored are kept, the rest are copied and indexed.
+    """
     stack = ctx.stack
     bars: dict[str, Any] = {}
     with output.progress_bar("uploading") as upload, output.progress_bar("indexing") as index_bar:
@@ -99,11 +103,14 @@ def import_(ctx: Context, source: Path, dataset: str) -> None:
             bus=stack.bus,
             actor=ctx.actor,
             progress=lambda stage, done, total: bars[stage](done, total),
+            lease=ctx.settings.import_lease,
         )
     for path, why in report.skipped:
         output.info(f"skipped {path}: {why}")
     for path, error in report.errors:
         output.info(f"error: {error}" if error.startswith(path) else f"error: {path}: {error}")
+    if report.resumed:
+        output.info(f"finished the interrupted import of {report.dataset!r}")
     click.echo(
         f"imported {report.files} files into dataset {report.dataset!r}: {report.records} records, "
         f"{len(report.errors)} with errors, {report.warnings} with warnings, {len(report.skipped)} skipped"
@@ -124,6 +131,8 @@ def datasets(ctx: Context, as_json: bool) -> None:
             click.echo(json.dumps({**info.to_doc(), **stats}))
         else:
             name = info.description.get("Name", "")
+            if info.state == "importing":
+                name = f"[import unfinished: run it again to finish] {name}"
             click.echo(
                 f"{info.name}\t{stats['records']} records\t{stats['errors']} errors\t{stats['warnings']} warnings"
                 f"\towner {info.owner}\t{name}"

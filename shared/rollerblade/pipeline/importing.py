@@ -10,17 +10,100 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
+import math
 import os
+import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rollerblade.abids import layout
 from rollerblade.errors import AlreadyExists, InputError, NotFound, UnsafePathError
 from rollerblade.pipeline.events import drain_object_events, publish_all
 from rollerblade.ports import EventBus, Index, Storage
-from rollerblade.records import Actor, DatasetInfo, ObjectEvent
+from rollerblade.records import Actor, DatasetInfo, ObjectEvent, ObjectInfo
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+#: Events are published every this many stored files.
+PUBLISH_CHUNK = 500
+
+
+class _Claim:
+    """This import's hold on the dataset name: a token and a lease it renews while it runs,
+    so that a killed import's name can be taken over once the lease lapses, and a running
+    one's never."""
+
+    def __init__(self, dataset: str, index: Index, lease: float) -> None:
+        self.dataset, self.index, self.lease = dataset, index, lease
+        self.token = uuid.uuid4().hex
+        self.renewed = 0.0
+
+    def fields(self) -> dict[str, Any]:
+        self.renewed = time.time()
+        return {"claim": self.token, "lease_until": self.renewed + self.lease}
+
+    def renew(self) -> None:
+        """Extend the lease (cheaply: at most a few times per lease); raise if lost."""
+        if time.time() - self.renewed < self.lease / 4:
+            return
+        if not self.index.update_dataset(name=self.dataset, changes=self.fields(), expect={"claim": self.token}):
+            raise AlreadyExists("dataset", self.dataset, "another import took it over while this one stalled")
+
+    def release(self) -> None:
+        changes = {"state": "ready", "claim": "", "lease_until": 0.0}
+        if not self.index.update_dataset(name=self.dataset, changes=changes, expect={"claim": self.token}):
+            raise AlreadyExists("dataset", self.dataset, "another import took it over while this one stalled")
+
+
+def _claim(
+    dataset: str, source: Path, *, storage: Storage, index: Index, actor: Actor, lease: float
+) -> tuple[_Claim, bool]:
+    """Register ``dataset`` as being imported from ``source`` by us; True when this takes
+    over an unfinished import of the same source. Raises ``AlreadyExists`` otherwise."""
+    claim = _Claim(dataset, index, lease)
+    origin = str(source.resolve())
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    info = DatasetInfo(name=dataset, owner=actor, created=now, state="importing", source=origin, **claim.fields())
+    if index.create_dataset(info=info):
+        if next(storage.list(prefix=layout.dataset_prefix(dataset)), None) is None:
+            return claim, False
+        # objects dropped into the bucket under this name without an import: not ours
+        index.delete_dataset(name=dataset)
+        raise AlreadyExists("dataset", dataset, "the store holds files under this name; choose another --dataset")
+    existing = index.get_dataset(name=dataset)
+    if existing is None or existing.state != "importing":
+        raise AlreadyExists("dataset", dataset, "choose another --dataset name")
+    if existing.source != origin:
+        hint = f"an unfinished import from {existing.source} holds it: run that import again, or delete the dataset"
+        raise AlreadyExists("dataset", dataset, hint)
+    wait = existing.lease_until - time.time()
+    if wait > 0:
+        hint = (
+            f"an import of it from {existing.source} is running; if it was killed, run this again "
+            f"in {math.ceil(wait)} s to finish it"
+        )
+        raise AlreadyExists("dataset", dataset, hint)
+    if not index.update_dataset(name=dataset, changes=claim.fields(), expect={"claim": existing.claim}):
+        raise AlreadyExists("dataset", dataset, "another run took over the unfinished import first")
+    return claim, True
+
+
+def _stored(storage: Storage, key: str, path: Path) -> ObjectInfo | None:
+    """The stored object of an interrupted import, if it holds this file already."""
+    try:
+        info = storage.stat(key=key)
+    except NotFound:
+        return None
+    if (
+        info.size != path.stat().st_size
+        or info.md5 != hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+    ):
+        return None
+    return info
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +114,7 @@ class ImportReport:
     skipped: tuple[tuple[str, str], ...]  # (path, why): not stored
     errors: tuple[tuple[str, str], ...]  # (path, error): stored and indexed with an error
     warnings: int = 0  # records whose names break a schema rule (``exists(warning)``)
+    resumed: bool = False  # this finished an interrupted import
 
 
 def source_files(source: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
@@ -81,35 +165,52 @@ def import_dataset(
     bus: EventBus,
     actor: Actor,
     progress: Progress | None = None,
+    lease: float = 30.0,
 ) -> ImportReport:
-    """Import ``source`` as ``dataset`` (which must not exist yet)."""
+    """Import ``source`` as ``dataset``, a new name, or finish an interrupted import of the
+    same source into it.
+
+    The name is claimed atomically (of two concurrent imports of one name, one fails) and
+    held with a ``lease`` (seconds) the import keeps renewing.
+    Events are published as files land, in chunks, so a killed import leaves its stored
+    files' events queued; running the same import again stores what is missing, publishes
+    every file's event again (handling is idempotent) and marks the dataset ready.
+    """
     layout.check_dataset_name(dataset)
     if not source.is_dir():
         raise NotFound("source folder", str(source))
-    prefix = layout.dataset_prefix(dataset)
-    if index.get_dataset(name=dataset) is not None or next(storage.list(prefix=prefix), None) is not None:
-        raise AlreadyExists("dataset", dataset, "choose another --dataset name")
     if not (source / "dataset_description.json").is_file():
         raise InputError(f"{source}: no dataset_description.json; is this the root of a BIDS dataset?")
-    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    index.put_dataset(info=DatasetInfo(name=dataset, owner=actor, created=now))
+    prefix = layout.dataset_prefix(dataset)
+    claim, resuming = _claim(dataset, source, storage=storage, index=index, actor=actor, lease=lease)
     files, skipped = source_files(source)
-    events = []
+    events: list[dict[str, Any]] = []
+    chunk: list[dict[str, Any]] = []
     for done, (rel, path) in enumerate(files, start=1):
+        key = layout.dataset_key(dataset, rel)
         try:
-            info = storage.put_file(key=layout.dataset_key(dataset, rel), source=str(path))
+            info = _stored(storage, key, path) if resuming else None
+            if info is None:
+                info = storage.put_file(key=key, source=str(path))
         except OSError as e:
             skipped.append((rel, f"could not be read: {e.strerror or e}"))
             continue
-        events.append(ObjectEvent("created", info.key, info.generation).to_message())
+        chunk.append(ObjectEvent("created", info.key, info.generation).to_message())
+        if len(chunk) >= PUBLISH_CHUNK:
+            publish_all(bus, chunk)
+            events += chunk
+            chunk = []
         if progress is not None and (done % 200 == 0 or done == len(files)):
             progress("upload", done, len(files))
-    publish_all(bus, events)
+        claim.renew()
+    publish_all(bus, chunk)
+    events += chunk
     handled = 0
 
     def advance(n: int) -> None:
         nonlocal handled
         handled += n
+        claim.renew()
         if progress is not None and (handled % 200 == 0 or handled == len(events)):
             progress("index", handled, len(events))
 
@@ -118,8 +219,10 @@ def import_dataset(
     errors = sorted(
         {(o.key[len(prefix) :], o.error) for o in report.outcomes if o.error is not None and o.key.startswith(prefix)}
     )
+    claim.release()
     stats = index.dataset_stats(name=dataset)
     return ImportReport(
+        resumed=resuming,
         dataset=dataset,
         files=len(events),
         records=stats["records"],

@@ -73,6 +73,8 @@ def test_a_killed_import_is_finished_by_running_it_again(big_source: Path, tmp_p
     (other / "dataset_description.json").write_text('{"Name": "other", "BIDSVersion": "1.10.0"}')
     code, _, err = finish(rollerblade(home, "import", str(other), "--dataset", "study"))
     assert code == 1 and f"an unfinished import from {big_source} holds it" in err
+    code, _, err = finish(rollerblade(home, "reindex", "--dataset", "study"))
+    assert code == 0 and "its import is unfinished; the index holds only what was stored so far" in err
     time.sleep(LEASE)
 
     code, out, err = finish(rollerblade(home, "import", str(big_source), "--dataset", "study"))

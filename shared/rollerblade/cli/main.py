@@ -178,6 +178,8 @@ def reindex_(ctx: Context, names: tuple[str, ...]) -> None:
                 progress=bar,
                 workers=ctx.settings.workers,
             )
+        if report.unfinished_import:
+            output.info(f"{name}: its import is unfinished; the index holds only what was stored so far")
         click.echo(
             f"{name}: {report.records} records, {report.metadata} metadata files, "
             f"{len(report.errors)} errors, {report.removed} removed"

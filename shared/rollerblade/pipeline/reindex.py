@@ -77,6 +77,7 @@ class ReindexReport:
     metadata: int
     errors: tuple[tuple[str, str], ...]  # (path, message)
     removed: int
+    unfinished_import: bool = False  # the store holds part of an interrupted import
 
 
 def reindex_dataset(
@@ -138,7 +139,9 @@ def reindex_dataset(
         if doc.kind == "description" and isinstance(doc.content, dict):
             update_description(index, dataset, doc)
     errors = [(r.path, r.error) for r in records if r.error] + [(m.path, m.error) for m in metadata if m.error]
+    info = index.get_dataset(name=dataset)
     return ReindexReport(
+        unfinished_import=info is not None and info.state == "importing",
         dataset=dataset,
         objects=len(objects),
         records=len(records),

@@ -8,7 +8,20 @@ resource "google_firestore_database" "index" {
 }
 
 locals {
-  firestore_indexes = jsondecode(file("${path.module}/../firestore.indexes.json")).indexes
+  firestore_config    = jsondecode(file("${path.module}/../firestore.indexes.json"))
+  firestore_indexes   = local.firestore_config.indexes
+  firestore_overrides = local.firestore_config.fieldOverrides
+}
+
+# Fields never queried are exempt from indexing: the record JSON (large), and generations,
+# which only grow and would cap a collection's write rate (Firestore's guidance on
+# monotonically increasing indexed fields).
+resource "google_firestore_field" "exempt" {
+  for_each   = { for o in local.firestore_overrides : "${o.collectionGroup}-${o.fieldPath}" => o }
+  database   = google_firestore_database.index.name
+  collection = "${var.collection_prefix}${each.value.collectionGroup}"
+  field      = each.value.fieldPath
+  index_config {}
 }
 
 resource "google_firestore_index" "composite" {

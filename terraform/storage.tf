@@ -24,8 +24,10 @@ resource "google_storage_notification" "objects" {
   bucket         = google_storage_bucket.abids.name
   topic          = google_pubsub_topic.notifications.id
   payload_format = "JSON_API_V1"
-  event_types    = ["OBJECT_FINALIZE", "OBJECT_DELETE"]
-  depends_on     = [google_pubsub_topic_iam_member.gcs_publishes_notifications]
+  # The bucket is versioned: deleting a file archives its live version (OBJECT_ARCHIVE)
+  # rather than deleting it; index_object handles archives as deletions.
+  event_types = ["OBJECT_FINALIZE", "OBJECT_DELETE", "OBJECT_ARCHIVE"]
+  depends_on  = [google_pubsub_topic_iam_member.gcs_publishes_notifications]
 }
 
 # The functions' source, uploaded next to the data but outside datasets/.

@@ -27,12 +27,21 @@ run "bucket_is_private_and_notifies" {
     error_message = "the aBIDS bucket must not be public"
   }
   assert {
-    condition     = toset(google_storage_notification.objects.event_types) == toset(["OBJECT_FINALIZE", "OBJECT_DELETE"])
-    error_message = "the bucket must notify object creation and deletion"
+    condition     = toset(google_storage_notification.objects.event_types) == toset(["OBJECT_FINALIZE", "OBJECT_DELETE", "OBJECT_ARCHIVE"])
+    error_message = "the bucket must notify object creation, deletion and archiving (a versioned bucket's deletes)"
   }
   assert {
     condition     = google_storage_notification.objects.payload_format == "JSON_API_V1"
     error_message = "index_object decodes JSON_API_V1 notifications"
+  }
+}
+
+run "unqueried_fields_are_exempt_from_indexing" {
+  command = plan
+
+  assert {
+    condition     = contains(keys(google_firestore_field.exempt), "records-generation") && contains(keys(google_firestore_field.exempt), "records-doc")
+    error_message = "ever-increasing generations and record JSON must not be indexed"
   }
 }
 

@@ -209,3 +209,28 @@ def test_create_dataset_once_and_compare_and_set_updates(index: Index) -> None:
     assert got.description == {"Name": "D"}
     assert index.update_dataset(name="nope", changes={"state": "ready"}) is False
     assert index.get_dataset(name="nope") is None
+
+
+def test_a_participants_table_larger_than_a_firestore_document(index: Index) -> None:
+    """12,000 participants (about 2.4 MB parsed): Firestore caps a document at 1 MiB."""
+    rows = {
+        f"sub-{i:05d}": {"participant_id": f"sub-{i:05d}", "age": 20 + i % 60, "sex": "MF"[i % 2], "site": "s" * 120}
+        for i in range(12_000)
+    }
+    big = MetadataFile(
+        dataset="ds",
+        path="participants.tsv",
+        kind="participants",
+        directory="",
+        content={"columns": ["participant_id", "age", "sex", "site"], "rows": rows},
+        generation=1,
+    )
+    index.put_metadata(files=[big])
+    assert index.metadata(dataset="ds") == [big]
+    index.put_metadata(files=[dataclasses.replace(big, generation=2)])  # rewritten, still large
+    assert index.metadata(dataset="ds", directories=[""]) == [dataclasses.replace(big, generation=2)]
+    small = dataclasses.replace(big, content={"columns": ["participant_id"], "rows": {}}, generation=3)
+    index.put_metadata(files=[small])
+    assert index.metadata(dataset="ds") == [small]
+    index.delete_metadata(keys=[("ds", "participants.tsv")])
+    assert index.metadata(dataset="ds") == []

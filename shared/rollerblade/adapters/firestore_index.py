@@ -39,6 +39,8 @@ from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
 
 T = TypeVar("T")
 BATCH = 500
+BATCH_BYTES = 8 << 20  # stay under Firestore's 10 MiB per request
+INLINE_BYTES = 900_000  # a metadata document larger than this is stored in parts (1 MiB cap)
 TRANSACTION = 250  # records checked and written per transaction (Firestore allows 500 writes)
 PAGE = 300  # records read back per round trip when a query's matches are returned
 _RETRYABLE = (
@@ -48,6 +50,15 @@ _RETRYABLE = (
     gexc.InternalServerError,
     gexc.TooManyRequests,
 )
+
+
+def _size(data: Any) -> int:
+    """Rough bytes of a document, for splitting batches under the request size limit."""
+    if isinstance(data, str | bytes):
+        return len(data)
+    if isinstance(data, dict):
+        return sum(len(k) + _size(v) for k, v in data.items())
+    return 8
 
 
 def _id(*parts: str) -> str:
@@ -104,8 +115,16 @@ class FirestoreIndex(Index):
                     batch.delete(ref)
             self._call("batch write", batch.commit)
 
-        ops = list(operations)
-        chunks = [ops[i : i + BATCH] for i in range(0, len(ops), BATCH)]
+        chunks: list[list[tuple[str, Any, Any]]] = [[]]
+        size = 0
+        for op in operations:
+            weight = _size(op[2])
+            if len(chunks[-1]) >= BATCH or (chunks[-1] and size + weight > BATCH_BYTES):
+                chunks.append([])
+                size = 0
+            chunks[-1].append(op)
+            size += weight
+        chunks = [chunk for chunk in chunks if chunk]
         if len(chunks) <= 1:
             for chunk in chunks:
                 commit(chunk)
@@ -227,20 +246,75 @@ class FirestoreIndex(Index):
 
     # -- metadata files -------------------------------------------------------------
     def _meta_ops(self, files: Sequence[MetadataFile]) -> list[tuple[str, Any, Any]]:
-        return [
-            (
-                "set",
-                self._col("metadata").document(_id(m.dataset, m.path)),
-                {"dataset": m.dataset, "path": m.path, "directory": m.directory, "doc": json.dumps(m.to_doc())},
+        """Writes of metadata files. A document over :data:`INLINE_BYTES` (a participants.tsv
+        of thousands of rows) is stored in parts: Firestore caps a document at 1 MiB."""
+        ops: list[tuple[str, Any, Any]] = []
+        for m in files:
+            text = json.dumps(m.to_doc()).encode()
+            data = {"dataset": m.dataset, "path": m.path, "directory": m.directory, "generation": m.generation}
+            parts = [text[i : i + INLINE_BYTES] for i in range(0, len(text), INLINE_BYTES)]
+            if len(parts) <= 1:
+                ops.append(
+                    ("set", self._col("metadata").document(_id(m.dataset, m.path)), {**data, "doc": text.decode()})
+                )
+                continue
+            ops.append(
+                (
+                    "set",
+                    self._col("metadata").document(_id(m.dataset, m.path)),
+                    {**data, "doc": "", "parts": len(parts)},
+                )
             )
-            for m in files
+            ops += [
+                (
+                    "set",
+                    self._part(m.dataset, m.path, m.generation, i),
+                    {"dataset": m.dataset, "path": m.path, "generation": m.generation, "data": part},
+                )
+                for i, part in enumerate(parts)
+            ]
+            ops += self._stale_parts(m.dataset, m.path, keep=[(m.path, m.generation)])
+        return ops
+
+    def _part(self, dataset: str, path: str, generation: int, i: int) -> Any:
+        return self._col("metadata_parts").document(_id(dataset, path, str(generation), str(i)))
+
+    def _stale_parts(
+        self, dataset: str, path: str | None = None, keep: Iterable[tuple[str, int]] = ()
+    ) -> list[tuple[str, Any, Any]]:
+        """Deletes of the stored parts of ``path`` (of every path when None), except the
+        parts of the (path, generation) pairs in ``keep``."""
+        query = self._col("metadata_parts").where(filter=FieldFilter("dataset", "==", dataset))
+        if path is not None:
+            query = query.where(filter=FieldFilter("path", "==", path))
+        kept = set(keep)
+        return [
+            ("delete", snap.reference, None)
+            for snap in self._stream("parts", query.select(["path", "generation"]))
+            if (snap.get("path"), snap.get("generation")) not in kept
         ]
+
+    def _metadata_doc(self, snap: Any) -> MetadataFile:
+        parts = snap.get("parts") if "parts" in (snap.to_dict() or {}) else 0
+        if not parts:
+            return MetadataFile.from_doc(json.loads(snap.get("doc")))
+        generation = snap.get("generation")
+        refs = [self._part(snap.get("dataset"), snap.get("path"), generation, i) for i in range(parts)]
+        got = {
+            s.reference.path: s.get("data")
+            for s in self._call("parts", lambda: list(self._db.get_all(refs)))
+            if s.exists
+        }
+        if len(got) != parts:  # rewritten meanwhile: the caller's settling reads it again
+            raise TemporaryError(f"metadata {snap.get('path')} is being rewritten", delay=0.5)
+        return MetadataFile.from_doc(json.loads(b"".join(got[ref.path] for ref in refs)))
 
     def put_metadata(self, *, files: Sequence[MetadataFile]) -> None:
         self._batched(self._meta_ops(files))
 
     def delete_metadata(self, *, keys: Sequence[tuple[str, str]]) -> None:
-        self._batched(("delete", self._col("metadata").document(_id(d, p)), None) for d, p in keys)
+        parts = [op for d, p in keys for op in self._stale_parts(d, p)]
+        self._batched([("delete", self._col("metadata").document(_id(d, p)), None) for d, p in keys] + parts)
 
     def metadata(
         self, *, dataset: str, directories: Iterable[str] | None = None, under: str | None = None
@@ -259,7 +333,7 @@ class FirestoreIndex(Index):
                     )
                 )
         docs = {s.id: s for q in queries for s in self._stream("metadata", q)}
-        return sorted((MetadataFile.from_doc(json.loads(s.get("doc"))) for s in docs.values()), key=lambda m: m.path)
+        return sorted((self._metadata_doc(s) for s in docs.values()), key=lambda m: m.path)
 
     def replace_dataset(self, *, name: str, records: Sequence[ScanRecord], metadata: Sequence[MetadataFile]) -> None:
         keep_records = {_id(r.dataset, r.path) for r in records}
@@ -271,6 +345,7 @@ class FirestoreIndex(Index):
                 if snap.id not in keep:
                     stale.append(("delete", snap.reference, None))
         writes = [("set", self._col("records").document(_id(r.dataset, r.path)), self._record_data(r)) for r in records]
+        stale += self._stale_parts(name, keep=[(m.path, m.generation) for m in metadata])
         self._batched(writes + self._meta_ops(metadata) + self._note_fields(records) + stale)
 
     # -- datasets -------------------------------------------------------------------
@@ -304,7 +379,7 @@ class FirestoreIndex(Index):
         return bool(self._call("transaction", lambda: apply(self._db.transaction())))
 
     def delete_dataset(self, *, name: str) -> None:
-        stale = []
+        stale = self._stale_parts(name)
         for collection in ("records", "metadata"):
             query = self._col(collection).where(filter=FieldFilter("dataset", "==", name)).select([])
             stale += [("delete", snap.reference, None) for snap in self._stream("list", query)]

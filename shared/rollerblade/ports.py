@@ -119,8 +119,11 @@ class Index(abc.ABC):
     def count(self, *, node: ast.Node) -> int: ...
 
     @abc.abstractmethod
-    def known_fields(self) -> set[str]:
-        """Every flat field name (``meta.X``, ``participant.age`` ...) some record has had."""
+    def known_fields(self, *, fresh: bool = False) -> set[str]:
+        """Every flat field name (``meta.X``, ``participant.age`` ...) some record has had.
+
+        Adapters may answer from a cache that misses fields other writers added moments
+        ago; ``fresh=True`` reads past it (for a query naming a field the cache lacks)."""
 
     # -- metadata files -------------------------------------------------------------
     @abc.abstractmethod

@@ -234,3 +234,24 @@ def test_a_participants_table_larger_than_a_firestore_document(index: Index) -> 
     assert index.metadata(dataset="ds") == [small]
     index.delete_metadata(keys=[("ds", "participants.tsv")])
     assert index.metadata(dataset="ds") == []
+
+
+def test_a_field_another_writer_just_added_is_queryable(
+    index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]
+) -> None:
+    """Adapters cache the known fields; a query naming one they miss reads past the cache."""
+    from rollerblade.adapters import firestore_index
+    from rollerblade.pipeline import querying
+
+    records, _ = cohort_records
+    index.put_records(records=records[:3])
+    assert querying.count_records("exists(meta.RepetitionTime)", index=index, actor=Actor("t")) >= 0  # warm cache
+    if isinstance(index, sqlite_index.SqliteIndex) and index.path != ":memory:":
+        writer: Index = sqlite_index.SqliteIndex(index.path)
+    elif isinstance(index, firestore_index.FirestoreIndex):
+        writer = firestore_index.FirestoreIndex(project=index._db.project, prefix=index.prefix, emulator=True)
+    else:
+        writer = index  # an in-memory database has one connection
+    added = dataclasses.replace(records[0], path="sub-x/anat/sub-x_T1w.nii.gz", meta={"BrandNewKey": 7})
+    writer.put_records(records=[added])
+    assert querying.count_records("meta.BrandNewKey=7", index=index, actor=Actor("t")) == 1

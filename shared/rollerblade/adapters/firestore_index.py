@@ -39,6 +39,7 @@ from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
 
 T = TypeVar("T")
 BATCH = 500
+FIELDS_TTL = 30.0  # seconds known_fields() answers from memory
 BATCH_BYTES = 8 << 20  # stay under Firestore's 10 MiB per request
 INLINE_BYTES = 900_000  # a metadata document larger than this is stored in parts (1 MiB cap)
 TRANSACTION = 250  # records checked and written per transaction (Firestore allows 500 writes)
@@ -76,6 +77,7 @@ class FirestoreIndex(Index):
         self._db = client
         self.prefix = prefix
         self._fields: set[str] | None = None
+        self._fields_read = 0.0
 
     def __repr__(self) -> str:
         return f"FirestoreIndex(project={self._db.project!r}, prefix={self.prefix!r})"
@@ -238,11 +240,14 @@ class FirestoreIndex(Index):
             return self._count(query)
         return len(self._matching_keys(node))
 
-    def known_fields(self) -> set[str]:
-        # Read fresh: other writers (every function instance) add fields all the time.
-        names = {s.get("name") for s in self._stream("fields", self._col("fields"))}
-        self._fields = names | (self._fields or set())
-        return names
+    def known_fields(self, *, fresh: bool = False) -> set[str]:
+        """Cached for :data:`FIELDS_TTL` seconds: other writers (every function instance)
+        add fields, but reading the whole collection on every query costs too much."""
+        if fresh or self._fields is None or time.monotonic() - self._fields_read > FIELDS_TTL:
+            names = {s.get("name") for s in self._stream("fields", self._col("fields"))}
+            self._fields = names | (self._fields or set())
+            self._fields_read = time.monotonic()
+        return set(self._fields)
 
     # -- metadata files -------------------------------------------------------------
     def _meta_ops(self, files: Sequence[MetadataFile]) -> list[tuple[str, Any, Any]]:

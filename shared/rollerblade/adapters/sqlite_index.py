@@ -189,7 +189,9 @@ class SqliteIndex(Index):
         where, params = compile_where(node)
         return int(self._db.execute(f"SELECT count(*) FROM records WHERE {where}", params).fetchone()[0])
 
-    def known_fields(self) -> set[str]:
+    def known_fields(self, *, fresh: bool = False) -> set[str]:
+        if fresh:  # other processes add fields too
+            self._fields |= {row[0] for row in self._db.execute("SELECT name FROM fields")}
         return set(self._fields)
 
     # -- metadata files -------------------------------------------------------------

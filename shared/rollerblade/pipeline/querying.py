@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from rollerblade.errors import QueryError
 from rollerblade.ports import Index
 from rollerblade.query import ast
 from rollerblade.query.fields import check_fields
@@ -19,7 +20,10 @@ from rollerblade.records import Actor, ScanRecord
 def compile_query(text: str, *, index: Index) -> ast.Node:
     """Parse ``text`` and check its fields against the index (raises ``QueryError``)."""
     node = parse_query(text)
-    check_fields(node, text, index.known_fields())
+    try:
+        check_fields(node, text, index.known_fields())
+    except QueryError:  # the adapter's cache may predate a field another writer added
+        check_fields(node, text, index.known_fields(fresh=True))
     return node
 
 

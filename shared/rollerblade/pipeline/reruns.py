@@ -1,7 +1,8 @@
 """``rerun``: re-index (and, with the analyses issue, re-run) what an aBIDS query selects.
 
 A rerun message is ``{"query": "<aBIDS query>"}``; every selected record's object is
-handed to ``index_object`` again, which reconciles it with storage. Returns how many.
+handed to the indexer again (in batches, :func:`~rollerblade.pipeline.batch_indexing.index_objects`),
+which reconciles it with storage. Returns how many.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from rollerblade.abids import layout
 from rollerblade.errors import InputError
-from rollerblade.pipeline.indexing import index_object
+from rollerblade.pipeline.batch_indexing import index_objects
 from rollerblade.pipeline.querying import find_records
 from rollerblade.ports import Index, Storage
 from rollerblade.records import Actor, ObjectEvent
@@ -29,9 +30,14 @@ def decode_rerun(body: bytes | str | Mapping[str, Any]) -> str:
     return str(message["query"])
 
 
+#: Objects re-indexed per batch (shared reads and one write per batch).
+RERUN_BATCH = 500
+
+
 def rerun_query(query: str, *, storage: Storage, index: Index, actor: Actor) -> int:
-    records = list(find_records(query, index=index, actor=actor))
-    for record in records:
-        key = layout.dataset_key(record.dataset, record.path)
-        index_object(ObjectEvent("created", key), storage=storage, index=index, actor=actor)
-    return len(records)
+    """Re-index every record ``query`` selects, in batches; returns how many."""
+    keys = [layout.dataset_key(r.dataset, r.path) for r in find_records(query, index=index, actor=actor)]
+    for start in range(0, len(keys), RERUN_BATCH):
+        events = [ObjectEvent("created", key) for key in keys[start : start + RERUN_BATCH]]
+        index_objects(events, storage=storage, index=index, actor=actor)
+    return len(keys)

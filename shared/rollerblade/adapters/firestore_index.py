@@ -39,6 +39,7 @@ from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
 
 T = TypeVar("T")
 BATCH = 500
+INFLIGHT = 4  # batches committed at once
 FIELDS_TTL = 30.0  # seconds known_fields() answers from memory
 BATCH_BYTES = 8 << 20  # stay under Firestore's 10 MiB per request
 INLINE_BYTES = 900_000  # a metadata document larger than this is stored in parts (1 MiB cap)
@@ -78,6 +79,9 @@ class FirestoreIndex(Index):
         self.prefix = prefix
         self._fields: set[str] | None = None
         self._fields_read = 0.0
+        #: When a list, every query run is appended to it (a test checks each one against
+        #: the composite indexes of firestore.indexes.json, which production requires).
+        self.observed: list[Any] | None = None
 
     def __repr__(self) -> str:
         return f"FirestoreIndex(project={self._db.project!r}, prefix={self.prefix!r})"
@@ -100,9 +104,13 @@ class FirestoreIndex(Index):
             ) from e
 
     def _stream(self, what: str, query: Any) -> list[Any]:
+        if self.observed is not None:
+            self.observed.append(query)
         return self._call(what, lambda: list(query.stream()))
 
     def _count(self, query: Any) -> int:
+        if self.observed is not None:
+            self.observed.append(query)
         return int(self._call("count", lambda: query.count().get())[0][0].value)
 
     def _batched(self, operations: Iterable[tuple[str, Any, Any]]) -> None:
@@ -131,7 +139,7 @@ class FirestoreIndex(Index):
             for chunk in chunks:
                 commit(chunk)
             return
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        with concurrent.futures.ThreadPoolExecutor(INFLIGHT) as pool:
             for _ in pool.map(commit, chunks):
                 pass
 
@@ -196,8 +204,15 @@ class FirestoreIndex(Index):
             query = query.where(filter=FieldFilter("path", ">=", prefix)).where(
                 filter=FieldFilter("path", "<", prefix + "\uffff")
             )
-        docs = self._call("query", lambda: [ScanRecord.from_doc(json.loads(s.get("doc"))) for s in query.stream()])
-        return iter(sorted(docs, key=lambda r: r.path))
+        query = query.order_by("path").limit(PAGE)
+        after: Any = None
+        while True:  # pages in path order: memory stays bounded whatever the dataset's size
+            page = self._stream("records", query if after is None else query.start_after(after))
+            for snap in page:
+                yield ScanRecord.from_doc(json.loads(snap.get("doc")))
+            if len(page) < PAGE:
+                return
+            after = page[-1]
 
     def _matching_keys(self, node: ast.Node) -> list[tuple[str, str, Any]]:
         """(dataset, path, document reference) of every match, sorted. Only keys are kept in
@@ -208,7 +223,7 @@ class FirestoreIndex(Index):
 
         def fetch() -> list[tuple[str, str, Any]]:
             keys = []
-            for snap in query.select(fields).stream():
+            for snap in self._stream("query", query.select(fields)):
                 if residual is not None and not matches(
                     residual, flatten(ScanRecord.from_doc(json.loads(snap.get("doc"))))
                 ):
@@ -395,7 +410,7 @@ class FirestoreIndex(Index):
         return DatasetInfo.from_doc(snap.to_dict()) if snap.exists else None
 
     def datasets(self) -> list[DatasetInfo]:
-        docs = self._call("datasets", lambda: list(self._col("datasets").stream()))
+        docs = self._stream("datasets", self._col("datasets"))
         return sorted((DatasetInfo.from_doc(s.to_dict()) for s in docs), key=lambda d: d.name)
 
     def dataset_stats(self, *, name: str) -> Mapping[str, int]:
@@ -416,7 +431,7 @@ class FirestoreIndex(Index):
         return dict(json.loads(snap.get("doc"))) if snap.exists else None
 
     def analyses(self) -> list[dict[str, Any]]:
-        docs = self._call("analyses", lambda: list(self._col("analyses").stream()))
+        docs = self._stream("analyses", self._col("analyses"))
         return sorted((json.loads(s.get("doc")) for s in docs), key=lambda d: d["name"])
 
     def put_job(self, *, job: JobRecord) -> None:
@@ -434,6 +449,6 @@ class FirestoreIndex(Index):
             query = query.where(filter=FieldFilter("analysis", "==", analysis))
         if state is not None:
             query = query.where(filter=FieldFilter("state", "==", state))
-        snaps = self._call("jobs", lambda: list(query.stream()))
+        snaps = self._stream("jobs", query)
         snaps.sort(key=lambda s: s.get("updated"), reverse=True)
         return [JobRecord.from_doc(json.loads(s.get("doc"))) for s in snaps]

@@ -30,6 +30,7 @@ from rollerblade.errors import BidsNameError, InputError, NotFound, TemporaryErr
 from rollerblade.pipeline.context import DatasetContext, build_record, parse_metadata, refreshed
 from rollerblade.pipeline.facts import read_facts
 from rollerblade.ports import Index, Storage
+from rollerblade.query import ast
 from rollerblade.records import (
     Actor,
     DatasetInfo,
@@ -275,7 +276,16 @@ def refresh_folder(
     those at ``skip`` paths) from ``files``; write those that changed, return how many."""
     context = DatasetContext(files)
     updates: list[ScanRecord] = []
-    for record in index.records(dataset=dataset, prefix=scope + "/" if scope else ""):
+    if suffix is None:
+        candidates = index.records(dataset=dataset, prefix=scope + "/" if scope else "")
+    else:  # a sidecar feeds one suffix: let the index select those records
+        parts: list[ast.Node] = [ast.text_equals("dataset", dataset), ast.text_equals("suffix", suffix)]
+        if scope:
+            parts.append(ast.glob("path", scope + "/*"))
+        candidates = index.query(node=ast.And(tuple(parts)))
+    for record in candidates:
+        if scope and not record.path.startswith(scope + "/"):
+            continue  # a glob character in a folder name matched more than the folder
         if record.path in skip or (record.error is not None and not record.entities):
             continue  # unparsable name: nothing derived to refresh
         if suffix is not None and record.entities.get("suffix") != suffix:

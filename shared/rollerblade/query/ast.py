@@ -71,6 +71,16 @@ class All:
 Node = Compare | In | Exists | And | Or | Not | All
 
 
+def text_equals(field: str, text: str) -> Compare:
+    """``field = "text"`` built in code (as the parser builds a quoted literal)."""
+    return Compare(Field(field, 0), "=", Value(text, None, 0))
+
+
+def glob(field: str, pattern: str) -> Compare:
+    """``field ~ "pattern"`` built in code (only ``*`` and ``?`` are special)."""
+    return Compare(Field(field, 0), "~", Value(pattern, None, 0))
+
+
 def fields_of(node: Node) -> list[Field]:
     """Every field the query mentions, in source order."""
     if isinstance(node, (Compare, In, Exists)):

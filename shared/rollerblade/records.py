@@ -129,6 +129,23 @@ class ScanRecord:
         )
 
     @classmethod
+    def from_decoded(cls, doc: dict[str, JSONValue]) -> ScanRecord:
+        """From a document just decoded from JSON, which nothing else holds: its dicts are
+        used as they are, without the copies :meth:`from_doc` makes (query results)."""
+        return cls(
+            dataset=doc["dataset"],
+            path=doc["path"],
+            entities=doc["entities"],
+            meta=doc["meta"],
+            participant=doc["participant"],
+            session=doc["session"],
+            image=doc["image"],
+            file=doc["file"],
+            error=doc.get("error"),
+            warning=doc.get("warning"),
+        )
+
+    @classmethod
     def from_doc(cls, doc: Mapping[str, JSONValue]) -> ScanRecord:
         return cls(
             dataset=doc["dataset"],

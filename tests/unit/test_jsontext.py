@@ -23,6 +23,10 @@ def test_plain_sidecar() -> None:
         ('{"a": Infinity}', "line 1: Infinity is not a JSON value"),
         ('{"a": [1,\n\n -Infinity]}', "line 3: -Infinity is not a JSON value"),
         ('{"a": 1,\n "b": 1e999}', "line 2: 1e999 is out of range for a number"),
+        (
+            '{"Id": 123456789012345678901234567890}',
+            "line 1: 123456789012345678901234567890 is out of range for an integer",
+        ),
         ('{"RepetitionTime": 2,\n "EchoTime": 1,\n "RepetitionTime": 3}', "line 3: duplicate key 'RepetitionTime'"),
         ('{"a": {"x": 1, "x": 2}}', "line 1: duplicate key 'x'"),
     ],

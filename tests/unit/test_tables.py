@@ -21,6 +21,13 @@ def test_values_are_typed() -> None:
     ]
 
 
+def test_integers_beyond_64_bits_stay_text() -> None:
+    """Every backend stores 64-bit integers; a longer number is an identifier."""
+    assert typed_value("9223372036854775807") == 2**63 - 1
+    assert typed_value("9223372036854775808") == "9223372036854775808"
+    assert typed_value("-9223372036854775808") == -(2**63)
+
+
 def test_rows_keyed_by_id_with_typed_columns() -> None:
     content, error = parse_tsv(
         b"participant_id\tage\tsex\nsub-01\t63\tF\nsub-02\tn/a\tM\n", "participants.tsv", id_column="participant_id"

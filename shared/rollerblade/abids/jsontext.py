@@ -42,6 +42,13 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _int64(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise _Invalid(f"{text} is out of range for an integer (64 bits)", text)
+    return value
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
@@ -79,7 +86,11 @@ def parse_json_object(data: bytes, path: str) -> dict[str, Any]:
     text = decode_text(data, path)
     try:
         value = json.loads(
-            text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant, parse_float=_finite_float
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            parse_int=_int64,
         )
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from e

@@ -17,12 +17,14 @@ _FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
 
 
 def typed_value(text: str) -> Any:
-    """``"63"`` -> 63, ``"63.5"`` -> 63.5, ``"n/a"`` -> None, ``"F"`` -> ``"F"``."""
+    """``"63"`` -> 63, ``"63.5"`` -> 63.5, ``"n/a"`` -> None, ``"F"`` -> ``"F"``; an integer
+    beyond 64 bits stays text (every index backend stores 64-bit integers)."""
     text = text.strip()
     if text in ("n/a", ""):
         return None
     if _INT.fullmatch(text):
-        return int(text)
+        value = int(text)
+        return value if -(2**63) <= value < 2**63 else text  # a 30-digit id is text, not a number
     if _FLOAT.fullmatch(text):
         return float(text)
     return text

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from rollerblade.adapters.sqlite_query import (
     INDEXED_NUMBER_FIELDS,
     INDEXED_TEXT_FIELDS,
@@ -31,7 +33,7 @@ from rollerblade.query import ast
 from rollerblade.query.fields import flatten, number_form, text_form
 from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: expression indexes on datatype and dir
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -63,6 +65,15 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_analysis ON jobs (analysis, state);
 """
+
+
+def _decode(doc: str) -> Any:
+    """A stored record document: orjson (3x faster), json for what orjson refuses (an
+    integer beyond 64 bits stored by an earlier version)."""
+    try:
+        return orjson.loads(doc)
+    except orjson.JSONDecodeError:
+        return json.loads(doc)
 
 
 def _views(record: ScanRecord) -> tuple[str, str, set[str]]:
@@ -174,7 +185,7 @@ class SqliteIndex(Index):
             (dataset, prefix, prefix + "\U0010ffff"),
         )
         for (doc,) in cursor:
-            yield ScanRecord.from_doc(json.loads(doc))
+            yield ScanRecord.from_decoded(_decode(doc))
 
     def query(self, *, node: ast.Node, limit: int | None = None) -> Iterator[ScanRecord]:
         where, params = compile_where(node)
@@ -183,7 +194,7 @@ class SqliteIndex(Index):
             sql += " LIMIT ?"
             params.append(limit)
         for (doc,) in self._db.execute(sql, params):
-            yield ScanRecord.from_doc(json.loads(doc))
+            yield ScanRecord.from_decoded(_decode(doc))
 
     def count(self, *, node: ast.Node) -> int:
         where, params = compile_where(node)

@@ -14,7 +14,7 @@ from typing import Any
 from rollerblade.query import ast
 
 #: Fields with an expression index on their text form: selective fields users filter on.
-INDEXED_TEXT_FIELDS = ("dataset", "suffix", "sub", "ses", "task")
+INDEXED_TEXT_FIELDS = ("dataset", "suffix", "sub", "ses", "task", "datatype", "dir")
 #: Fields with an expression index on their number form (``sub IN (01, 02)``, ``run=1``).
 INDEXED_NUMBER_FIELDS = ("sub", "ses")
 

@@ -28,14 +28,14 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from rollerblade.adapters.firestore_catalog import FirestoreCatalog
 from rollerblade.adapters.firestore_query import compile_filters
-from rollerblade.analyses.jobs import JobRecord
 from rollerblade.errors import InputError, TemporaryError
 from rollerblade.ports import Index
 from rollerblade.query import ast
 from rollerblade.query.evaluate import matches
 from rollerblade.query.fields import flatten, number_form, text_form
-from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
+from rollerblade.records import MetadataFile, ScanRecord
 
 T = TypeVar("T")
 BATCH = 500
@@ -67,7 +67,7 @@ def _id(*parts: str) -> str:
     return hashlib.sha1("\0".join(parts).encode(), usedforsecurity=False).hexdigest()
 
 
-class FirestoreIndex(Index):
+class FirestoreIndex(FirestoreCatalog, Index):
     def __init__(self, *, project: str, prefix: str = "", emulator: bool = False, client: Any = None) -> None:
         if client is None:
             client = (
@@ -369,49 +369,12 @@ class FirestoreIndex(Index):
         self._batched(writes + self._meta_ops(metadata) + self._note_fields(records) + stale)
 
     # -- datasets -------------------------------------------------------------------
-    def put_dataset(self, *, info: DatasetInfo) -> None:
-        ref = self._col("datasets").document(info.name)
-        self._call("set", lambda: ref.set(info.to_doc()))
-
-    def create_dataset(self, *, info: DatasetInfo) -> bool:
-        ref = self._col("datasets").document(info.name)
-        try:
-            self._call("create", lambda: ref.create(info.to_doc()))
-        except gexc.Conflict:  # AlreadyExists
-            return False
-        return True
-
-    def update_dataset(self, *, name: str, changes: Mapping[str, Any], expect: Mapping[str, str] | None = None) -> bool:
-        ref = self._col("datasets").document(name)
-        update = {firestore.Client.field_path(k): v for k, v in changes.items()}
-
-        @firestore.transactional  # type: ignore[untyped-decorator]
-        def apply(transaction: Any) -> bool:
-            snap = ref.get(transaction=transaction)
-            if not snap.exists:
-                return False
-            doc = snap.to_dict()
-            if any((doc.get(k) or "") != v for k, v in (expect or {}).items()):
-                return False
-            transaction.update(ref, update)
-            return True
-
-        return bool(self._call("transaction", lambda: apply(self._db.transaction())))
-
     def delete_dataset(self, *, name: str) -> None:
         stale = self._stale_parts(name)
         for collection in ("records", "metadata"):
             query = self._col(collection).where(filter=FieldFilter("dataset", "==", name)).select([])
             stale += [("delete", snap.reference, None) for snap in self._stream("list", query)]
         self._batched(stale + [("delete", self._col("datasets").document(name), None)])
-
-    def get_dataset(self, *, name: str) -> DatasetInfo | None:
-        snap = self._call("get", self._col("datasets").document(name).get)
-        return DatasetInfo.from_doc(snap.to_dict()) if snap.exists else None
-
-    def datasets(self) -> list[DatasetInfo]:
-        docs = self._stream("datasets", self._col("datasets"))
-        return sorted((DatasetInfo.from_doc(s.to_dict()) for s in docs), key=lambda d: d.name)
 
     def dataset_stats(self, *, name: str) -> Mapping[str, int]:
         mine = self._col("records").where(filter=FieldFilter("dataset", "==", name))
@@ -420,35 +383,3 @@ class FirestoreIndex(Index):
         meta = self._col("metadata").where(filter=FieldFilter("dataset", "==", name))
         counts = [self._count(q) for q in (mine, errors, warnings, meta)]
         return {"records": counts[0], "errors": counts[1], "warnings": counts[2], "metadata": counts[3]}
-
-    # -- analyses and jobs ----------------------------------------------------------
-    def put_analysis(self, *, name: str, doc: Mapping[str, Any]) -> None:
-        ref = self._col("analyses").document(name)
-        self._call("set", lambda: ref.set({"doc": json.dumps(dict(doc))}))
-
-    def get_analysis(self, *, name: str) -> dict[str, Any] | None:
-        snap = self._call("get", self._col("analyses").document(name).get)
-        return dict(json.loads(snap.get("doc"))) if snap.exists else None
-
-    def analyses(self) -> list[dict[str, Any]]:
-        docs = self._stream("analyses", self._col("analyses"))
-        return sorted((json.loads(s.get("doc")) for s in docs), key=lambda d: d["name"])
-
-    def put_job(self, *, job: JobRecord) -> None:
-        data = {"analysis": job.analysis, "state": job.state, "updated": time.time(), "doc": json.dumps(job.to_doc())}
-        ref = self._col("jobs").document(job.key)
-        self._call("set", lambda: ref.set(data))
-
-    def get_job(self, *, key: str) -> JobRecord | None:
-        snap = self._call("get", self._col("jobs").document(key).get)
-        return JobRecord.from_doc(json.loads(snap.get("doc"))) if snap.exists else None
-
-    def jobs(self, *, analysis: str | None = None, state: str | None = None) -> list[JobRecord]:
-        query = self._col("jobs")
-        if analysis is not None:
-            query = query.where(filter=FieldFilter("analysis", "==", analysis))
-        if state is not None:
-            query = query.where(filter=FieldFilter("state", "==", state))
-        snaps = self._stream("jobs", query)
-        snaps.sort(key=lambda s: s.get("updated"), reverse=True)
-        return [JobRecord.from_doc(json.loads(s.get("doc"))) for s in snaps]

@@ -145,7 +145,9 @@ def source_files(source: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, 
             except UnsafePathError as e:
                 skipped.append((rel, e.reason))
                 continue
-            target = full.resolve()
+            # Folders that are links are never entered, so only a linked file can leave the
+            # source (resolving every path would cost more than the rest of the walk).
+            target = full.resolve() if full.is_symlink() else full
             if not target.is_relative_to(root):
                 skipped.append((rel, f"symlink to {target} leaves the source folder; not imported"))
                 continue

@@ -76,11 +76,19 @@ def _decode(doc: str) -> Any:
         return json.loads(doc)
 
 
+def _encode(value: Any) -> str:
+    """Compact JSON: orjson (several times faster), json for what orjson refuses."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"))
+
+
 def _views(record: ScanRecord) -> tuple[str, str, set[str]]:
     flat = flatten(record)
     numbers = {k: x for k, v in flat.items() if (x := number_form(v)) is not None and math.isfinite(x)}
     texts = {k: text_form(v) for k, v in flat.items()}
-    return json.dumps(texts, separators=(",", ":")), json.dumps(numbers, separators=(",", ":")), set(flat)
+    return _encode(texts), _encode(numbers), set(flat)
 
 
 class SqliteIndex(Index):
@@ -141,7 +149,7 @@ class SqliteIndex(Index):
         for record in records:
             s, n, names = _views(record)
             new_fields |= names - self._fields
-            doc = json.dumps(record.to_doc(), separators=(",", ":"))
+            doc = _encode(record.to_doc())
             rows.append((record.dataset, record.path, record.generation, doc, s, n))
         self._fields |= new_fields
         return rows, [(f,) for f in sorted(new_fields)]

@@ -111,6 +111,7 @@ def _settle(step: Callable[[], tuple[IndexOutcome, Inputs]], current: Callable[[
 
 
 def signature(files: list[MetadataFile]) -> frozenset[tuple[str, int]]:
+    """What a result computed from ``files`` depends on: each file's path and generation."""
     return frozenset((m.path, m.generation) for m in files)
 
 
@@ -213,16 +214,16 @@ def _index_metadata(
     except NotFound:
         if existing is not None:
             index.delete_metadata(keys=[(dataset, parsed.path)])
-        count, signature = refresh(dataset, parsed, index=index)
-        return IndexOutcome(key, "metadata" if existing else "unchanged", refreshed=count), (None, signature)
+        count, basis = refresh(dataset, parsed, index=index)
+        return IndexOutcome(key, "metadata" if existing else "unchanged", refreshed=count), (None, basis)
     doc = parse_metadata(dataset=dataset, parsed=parsed, data=data, generation=info.generation)
     if doc != existing:
         index.put_metadata(files=[doc])
     if parsed.kind == "description" and isinstance(doc.content, dict):
         update_description(index, dataset, doc)
-    count, signature = refresh(dataset, parsed, index=index)
+    count, basis = refresh(dataset, parsed, index=index)
     action: Action = "metadata" if doc != existing or count else "unchanged"
-    return IndexOutcome(key, action, doc.error, refreshed=count), (info.generation, signature)
+    return IndexOutcome(key, action, doc.error, refreshed=count), (info.generation, basis)
 
 
 def update_description(index: Index, dataset: str, doc: MetadataFile) -> None:

@@ -108,3 +108,18 @@ def test_participants_json_units_are_kept(stack: Stack, real_cohort: dict[str, P
     docs = {m.path: m for m in stack.index.metadata(dataset="site-a", directories=[""])}
     expected = json.loads((real_cohort["site-a"] / "participants.json").read_text())
     assert docs["participants.json"].content == expected and expected["age"]["Units"] == "year"
+
+
+def test_an_import_reports_only_its_own_dataset(stack: Stack, real_cohort: dict[str, Path]) -> None:
+    """Events of another dataset waiting in the queue (a file dropped into the bucket, an
+    interrupted import) are handled too, but neither counted nor reported as this one's."""
+    from rollerblade.pipeline.events import OBJECTS_TOPIC
+    from rollerblade.records import ObjectEvent
+
+    bad = stack.storage.put_bytes(key="datasets/dropped/sub-01/anat/sub-01_T1w.nii.gz", data=b"not an image")
+    stack.bus.publish(topic=OBJECTS_TOPIC, message=ObjectEvent("created", bad.key).to_message())
+    report = import_into(stack, real_cohort["site-a"], "site-a")
+    assert report.errors == ()  # the dropped dataset's broken file is not site-a's
+    assert report.records == stack.index.dataset_stats(name="site-a")["records"]
+    dropped = stack.index.get_record(dataset="dropped", path="sub-01/anat/sub-01_T1w.nii.gz")
+    assert dropped is not None and dropped.error is not None  # but it was handled

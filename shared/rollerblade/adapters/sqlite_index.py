@@ -76,6 +76,10 @@ def _decode(doc: str) -> Any:
         return json.loads(doc)
 
 
+#: Metadata documents at least this long are decoded once per content (see _metadata_doc).
+_BIG_DOC = 1 << 16
+
+
 def _encode(value: Any) -> str:
     """Compact JSON: orjson (several times faster), json for what orjson refuses."""
     try:
@@ -104,6 +108,7 @@ class SqliteIndex(Index):
         if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             self._create_schema()
         self._fields: set[str] = {row[0] for row in self._db.execute("SELECT name FROM fields")}
+        self._big_docs: dict[str, MetadataFile] = {}  # stored text -> decoded (see _metadata_doc)
 
     def __repr__(self) -> str:
         return f"SqliteIndex({self.path!r})"
@@ -237,7 +242,19 @@ class SqliteIndex(Index):
                 parts.append("SELECT path, doc FROM metadata WHERE dataset = ? AND directory >= ? AND directory < ?")
                 params += [dataset, under + "/", under + "/\U0010ffff"]
             cursor = self._db.execute(f"SELECT doc FROM ({' UNION '.join(parts)}) WHERE 1 ORDER BY path", params)
-        return [MetadataFile.from_doc(json.loads(doc)) for (doc,) in cursor]
+        return [self._metadata_doc(doc) for (doc,) in cursor]
+
+    def _metadata_doc(self, doc: str) -> MetadataFile:
+        """Decode a stored metadata file; large ones (a participants table of thousands of
+        rows, read by every batch of an import) are decoded once and kept while unchanged."""
+        if len(doc) < _BIG_DOC:
+            return MetadataFile.from_doc(_decode(doc))
+        cached = self._big_docs.get(doc)
+        if cached is None:
+            if len(self._big_docs) >= 16:
+                self._big_docs.clear()
+            cached = self._big_docs[doc] = MetadataFile.from_doc(_decode(doc))
+        return cached
 
     def replace_dataset(self, *, name: str, records: Sequence[ScanRecord], metadata: Sequence[MetadataFile]) -> None:
         rows, fields = self._record_rows(records)

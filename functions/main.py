@@ -5,7 +5,9 @@ acknowledged, and a bad object (corrupt NIfTI, malformed name) is indexed with i
 
 * ``index_object``: bucket object events, as a Cloud Storage CloudEvent or as a Pub/Sub
   message carrying a bucket notification.
-* ``rerun``: a Pub/Sub message whose body is ``{"query": "<aBIDS query>"}``.
+* ``rerun``: a Pub/Sub message whose body is ``{"query": "<aBIDS query>"}``; a selection
+  larger than ``ROLLERBLADE_RERUN_BATCH`` is fanned out as one message per batch on the
+  reruns topic (``ROLLERBLADE_TOPIC_PREFIX`` + ``reruns``), which this function receives too.
 
 Settings come from the environment (ROLLERBLADE_BACKEND=gcp, ROLLERBLADE_GCP_PROJECT,
 ROLLERBLADE_BUCKET, ROLLERBLADE_COLLECTION_PREFIX); the stack is opened once per instance.
@@ -58,10 +60,18 @@ def index_object(cloud_event: Any) -> None:
 def rerun(cloud_event: Any) -> None:
     try:
         message = (cloud_event.data or {}).get("message") or {}
-        query = reruns.decode_rerun(base64.b64decode(message.get("data") or b"").decode("utf-8"))
+        request = reruns.RerunRequest.from_message(base64.b64decode(message.get("data") or b"").decode("utf-8"))
     except (InputError, ValueError, AttributeError) as e:
         log.error("rerun message acknowledged without action: %s", e)
         return
     s = stack()
-    count = reruns.rerun_query(query, storage=s.storage, index=s.index, actor=ACTOR)
-    log.info("rerun %r: %d records re-indexed", query, count)
+    report = reruns.rerun(
+        request, storage=s.storage, index=s.index, bus=s.bus, actor=ACTOR, batch=s.settings.rerun_batch
+    )
+    log.info(
+        "rerun %r: %d selected, %d re-indexed, %d batches published",
+        request.query,
+        report.selected,
+        report.indexed,
+        report.published,
+    )

@@ -7,6 +7,8 @@ locals {
     ROLLERBLADE_GCP_PROJECT       = var.project
     ROLLERBLADE_BUCKET            = google_storage_bucket.abids.name
     ROLLERBLADE_COLLECTION_PREFIX = var.collection_prefix
+    # the rerun function fans large selections out as batches on the reruns topic
+    ROLLERBLADE_TOPIC_PREFIX = "rollerblade-"
   }
 }
 

@@ -22,3 +22,10 @@ resource "google_project_iam_member" "functions_use_firestore" {
   role    = "roles/datastore.user"
   member  = "serviceAccount:${google_service_account.functions.email}"
 }
+
+# The rerun function publishes the batches of a large rerun on its own topic, and nowhere else.
+resource "google_pubsub_topic_iam_member" "functions_publish_reruns" {
+  topic  = google_pubsub_topic.reruns.id
+  role   = "roles/pubsub.publisher"
+  member = "serviceAccount:${google_service_account.functions.email}"
+}

@@ -45,6 +45,15 @@ class Settings:
     """Prefix of every Firestore collection (several deployments in one database).
     Env: ``ROLLERBLADE_COLLECTION_PREFIX``."""
 
+    topic_prefix: str = ""
+    """Prefix of the deployment's Pub/Sub topics (Terraform's are ``rollerblade-``): set,
+    the ``gcp`` backend publishes events such as rerun batches there (and creates nothing);
+    empty, events go to a local queue under ``home``. Env: ``ROLLERBLADE_TOPIC_PREFIX``."""
+
+    rerun_batch: int = 500
+    """Objects re-indexed per rerun message; a larger selection is fanned out in messages
+    of this many. Env: ``ROLLERBLADE_RERUN_BATCH``."""
+
     workers: int = 4
     """Parallel workers for reading files while re-indexing (capped at the CPU count).
     Env: ``ROLLERBLADE_WORKERS``."""
@@ -101,13 +110,13 @@ class Settings:
 def _convert(name: str, value: Any) -> Any:
     if name == "home":
         return Path(value).expanduser()
-    if name == "workers":
+    if name in ("workers", "rerun_batch"):
         try:
             number = int(value)
         except (TypeError, ValueError):
-            raise SettingsError(f"{ENV_PREFIX}WORKERS must be a whole number, not {value!r}") from None
+            raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be a whole number, not {value!r}") from None
         if number < 1:
-            raise SettingsError(f"{ENV_PREFIX}WORKERS must be at least 1, not {number}")
+            raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be at least 1, not {number}")
         return number
     if name == "import_lease":
         try:

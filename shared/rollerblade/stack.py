@@ -74,6 +74,13 @@ def _open_gcp(settings: Settings, environ: Mapping[str, str]) -> Stack:
         project=settings.gcp_project, prefix=settings.collection_prefix, emulator="FIRESTORE_EMULATOR_HOST" in environ
     )
     # The cloud deployment delivers object events through Pub/Sub to the index_object
-    # function; a CLI import drains its own events in-process through a local queue.
-    bus = local_bus.LocalBus(settings.home / "events.sqlite")
+    # function. Its functions publish (rerun batches) to the deployment's topics; a CLI
+    # import drains its own events in-process through a local queue.
+    bus: EventBus
+    if settings.topic_prefix:
+        from rollerblade.adapters import pubsub_bus
+
+        bus = pubsub_bus.PubSubBus(project=settings.gcp_project, prefix=settings.topic_prefix, provision=False)
+    else:
+        bus = local_bus.LocalBus(settings.home / "events.sqlite")
     return Stack(settings=settings, storage=storage, index=index, bus=bus)

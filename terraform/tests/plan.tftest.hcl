@@ -36,6 +36,19 @@ run "bucket_is_private_and_notifies" {
   }
 }
 
+run "functions_publish_only_rerun_batches" {
+  command = plan
+
+  assert {
+    condition     = google_pubsub_topic_iam_member.functions_publish_reruns.role == "roles/pubsub.publisher"
+    error_message = "the rerun function must be able to publish its batches"
+  }
+  assert {
+    condition     = google_cloudfunctions2_function.rerun.service_config[0].environment_variables["ROLLERBLADE_TOPIC_PREFIX"] == "rollerblade-"
+    error_message = "the functions must publish to the deployment's topics"
+  }
+}
+
 run "unqueried_fields_are_exempt_from_indexing" {
   command = plan
 

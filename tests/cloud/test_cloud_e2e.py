@@ -207,3 +207,67 @@ def test_duplicates_stale_events_and_bad_messages(
     record = index.get_record(dataset="site-c", path=t1)
     assert record is not None and record.file["generation"] == kept.generation and record.error is None
     publisher.transport.close()
+
+
+def test_a_large_rerun_fans_out_through_pubsub(gcp: GcpStack, real_cohort: dict[str, Path], tmp_path: Path) -> None:
+    """The rerun function, behind a push subscription on the reruns topic, splits a large
+    selection into batch messages on that same topic and handles each delivery."""
+    from rollerblade.pipeline import reindex
+
+    bucket, prefix, topics = f"rr-{uuid.uuid4().hex[:10]}", f"rr{uuid.uuid4().hex[:8]}_", f"t{uuid.uuid4().hex[:8]}-"
+    storage = gcs.GcsStorage(bucket=bucket, project=gcp.project, emulator_host=gcp.storage_url)
+    storage.ensure_bucket()
+    source = real_cohort["site-b"]
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        storage.put_file(key=f"datasets/site-b/{path.relative_to(source).as_posix()}", source=str(path))
+    index = firestore_index.FirestoreIndex(project=gcp.project, prefix=prefix, emulator=True)
+    reindex.reindex_dataset("site-b", storage=storage, index=index, actor=ACTOR)
+    records = [r for r in index.records(dataset="site-b")]
+    for record in records[:3]:
+        storage.delete(key=str(record.file["key"]))  # behind the index's back: no function indexes this bucket
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+    topic = publisher.topic_path(gcp.project, f"{topics}reruns")
+    publisher.create_topic(name=topic)  # as Terraform does; the function creates nothing
+    env = {
+        "ROLLERBLADE_BACKEND": "gcp",
+        "ROLLERBLADE_GCP_PROJECT": gcp.project,
+        "ROLLERBLADE_BUCKET": bucket,
+        "ROLLERBLADE_COLLECTION_PREFIX": prefix,
+        "ROLLERBLADE_TOPIC_PREFIX": topics,
+        "ROLLERBLADE_RERUN_BATCH": "4",
+        "ROLLERBLADE_HOME": str(tmp_path / "function-home"),
+        "FIRESTORE_EMULATOR_HOST": gcp.firestore_host,
+        "STORAGE_EMULATOR_HOST": gcp.storage_url,
+        "PUBSUB_EMULATOR_HOST": gcp.pubsub_host,
+        "GOOGLE_CLOUD_PROJECT": gcp.project,
+    }
+    function = emulators.functions(
+        gcp.logdir, source=ROOT / "functions" / "main.py", target="rerun", signature="cloudevent", env=env
+    )
+    subscription = subscriber.subscription_path(gcp.project, f"push-{topics}reruns")
+    subscriber.create_subscription(
+        request={
+            "name": subscription,
+            "topic": topic,
+            "ack_deadline_seconds": 10,
+            "push_config": {"push_endpoint": f"http://127.0.0.1:{function.port}/{topic}"},
+        }
+    )
+    observer = subscriber.subscription_path(gcp.project, f"observe-{topics}reruns")
+    subscriber.create_subscription(request={"name": observer, "topic": topic})
+    try:
+        publisher.publish(topic, json.dumps({"query": "dataset=site-b"}).encode()).result(timeout=30)
+        wait_for(index, "dataset=site-b", len(records) - 3)
+        seen = subscriber.pull(request={"subscription": observer, "max_messages": 100}, timeout=10).received_messages
+        batches = [json.loads(m.message.data) for m in seen if b"keys" in m.message.data]
+        assert len(batches) == -(-len(records) // 4) and all(len(b["keys"]) <= 4 for b in batches)
+        assert sorted(k for b in batches for k in b["keys"]) == sorted(str(r.file["key"]) for r in records)
+        subscriptions = set(publisher.list_topic_subscriptions(request={"topic": topic}))
+        assert subscriptions == {subscription, observer}  # nothing provisioned by the function
+    finally:
+        for name in (subscription, observer):
+            subscriber.delete_subscription(request={"subscription": name})
+        subscriber.close()
+        publisher.transport.close()
+        function.stop()

@@ -97,4 +97,4 @@ def test_terraform_tests_pass_with_a_mocked_provider(
     offline_terraform: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     result = offline_terraform("test")
-    assert result.returncode == 0 and "5 passed, 0 failed" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 0 and "6 passed, 0 failed" in result.stdout, result.stdout + result.stderr

@@ -5,6 +5,9 @@ subscription ``T-rollerblade`` with a dead-letter topic ``T-dead`` (after
 ``max_attempts`` deliveries, Pub/Sub's minimum being 5). Leases and nack delays are
 ack deadlines, in whole seconds. Message ids returned by ``pull`` are ack ids.
 Pub/Sub redelivers and does not order: handlers must be idempotent (ours are).
+
+With ``provision=False`` nothing is created: a deployment's topics and (push)
+subscriptions come from Terraform, and its functions only publish.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ _RETRYABLE = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServe
 
 
 class PubSubBus(EventBus):
-    def __init__(self, *, project: str, max_attempts: int = 5, prefix: str = "") -> None:
+    def __init__(self, *, project: str, max_attempts: int = 5, prefix: str = "", provision: bool = True) -> None:
         self.project = project
         self.prefix = prefix
+        self.provision = provision
         self.max_attempts = max(5, max_attempts)
         self._publisher = pubsub_v1.PublisherClient()
         self._subscriber = pubsub_v1.SubscriberClient()
@@ -60,6 +64,8 @@ class PubSubBus(EventBus):
         return self._subscriber.subscription_path(self.project, f"{self.prefix}{topic}-{suffix}")  # type: ignore[no-any-return]
 
     def _ensure(self, topic: str) -> None:
+        if not self.provision:
+            return
         with self._lock:
             if topic in self._ready:
                 return

@@ -35,5 +35,6 @@ output "cli_environment" {
     ROLLERBLADE_GCP_PROJECT       = var.project
     ROLLERBLADE_BUCKET            = google_storage_bucket.abids.name
     ROLLERBLADE_COLLECTION_PREFIX = var.collection_prefix
+    ROLLERBLADE_TOPIC_PREFIX      = "rollerblade-" # the deployment indexes uploads: the CLI waits, never indexes twice
   }
 }

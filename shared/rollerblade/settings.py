@@ -50,6 +50,11 @@ class Settings:
     the ``gcp`` backend publishes events such as rerun batches there (and creates nothing);
     empty, events go to a local queue under ``home``. Env: ``ROLLERBLADE_TOPIC_PREFIX``."""
 
+    import_wait: float = 600.0
+    """Seconds an ``import`` into a deployment (``topic_prefix`` set: its functions index
+    what lands in the bucket) waits for the index to show every file.
+    Env: ``ROLLERBLADE_IMPORT_WAIT``."""
+
     rerun_batch: int = 500
     """Objects re-indexed per rerun message; a larger selection is fanned out in messages
     of this many. Env: ``ROLLERBLADE_RERUN_BATCH``."""
@@ -118,13 +123,13 @@ def _convert(name: str, value: Any) -> Any:
         if number < 1:
             raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be at least 1, not {number}")
         return number
-    if name == "import_lease":
+    if name in ("import_lease", "import_wait"):
         try:
             seconds = float(value)
         except (TypeError, ValueError):
-            raise SettingsError(f"{ENV_PREFIX}IMPORT_LEASE must be a number of seconds, not {value!r}") from None
-        if not 0.1 <= seconds <= 3600:
-            raise SettingsError(f"{ENV_PREFIX}IMPORT_LEASE must be between 0.1 and 3600 seconds, not {seconds}")
+            raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be a number of seconds, not {value!r}") from None
+        if not 0.1 <= seconds <= 86400:
+            raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be between 0.1 and 86400 seconds, not {seconds}")
         return seconds
     if name == "executor":
         if value not in ("docker", "process"):

@@ -24,6 +24,12 @@ class Stack:
     _executor: Executor | None = None
 
     @property
+    def indexed_by_deployment(self) -> bool:
+        """Whether a deployment indexes what lands in the bucket (bucket notifications reach
+        its index_object function), so that commands must not index a second time."""
+        return self.settings.backend == "gcp" and bool(self.settings.topic_prefix)
+
+    @property
     def executor(self) -> Executor:
         """The executor the settings select, connected on first use."""
         if self._executor is None:

@@ -122,7 +122,13 @@ def test_uploads_reach_firestore_through_the_function(
 def test_cli_import_with_cloud_settings(
     deployment: dict[str, str], gcp: GcpStack, real_cohort: dict[str, Path], tmp_path: Path
 ) -> None:
-    env = {**os.environ, **deployment, "ROLLERBLADE_HOME": str(tmp_path / "cli-home")}
+    # The deployment's function indexes the uploads; the CLI waits for it, never indexes them too.
+    env = {
+        **os.environ,
+        **deployment,
+        "ROLLERBLADE_HOME": str(tmp_path / "cli-home"),
+        "ROLLERBLADE_TOPIC_PREFIX": "rollerblade-",
+    }
     cli = [sys.executable, "-m", "rollerblade.cli.main"]
     result = subprocess.run(
         [*cli, "import", str(real_cohort["site-c"]), "--dataset", "site-c"],
@@ -157,6 +163,42 @@ def test_cli_import_with_cloud_settings(
     assert downloaded.returncode == 0, downloaded.stderr
     assert (out / "site-c" / "dataset_description.json").is_file()
     assert len(list((out / "site-c").rglob("*_T1w.nii.gz"))) == 3
+
+
+def test_cli_import_into_a_deployment_never_indexes_itself(
+    gcp: GcpStack, real_cohort: dict[str, Path], tmp_path: Path
+) -> None:
+    """With no index_object function serving the bucket, an import into the deployment
+    stores the files, indexes none of them itself, and says what it waited for."""
+    bucket, prefix = f"nf-{uuid.uuid4().hex[:10]}", f"nf{uuid.uuid4().hex[:8]}_"
+    gcs.GcsStorage(bucket=bucket, project=gcp.project, emulator_host=gcp.storage_url).ensure_bucket()
+    env = {
+        **os.environ,
+        "ROLLERBLADE_BACKEND": "gcp",
+        "ROLLERBLADE_GCP_PROJECT": gcp.project,
+        "ROLLERBLADE_BUCKET": bucket,
+        "ROLLERBLADE_COLLECTION_PREFIX": prefix,
+        "ROLLERBLADE_TOPIC_PREFIX": "rollerblade-",
+        "ROLLERBLADE_IMPORT_WAIT": "3",
+        "ROLLERBLADE_HOME": str(tmp_path / "cli-home"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "rollerblade.cli.main", "import", str(real_cohort["site-c"]), "--dataset", "site-c"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "the deployment indexed 0 of 12 files of 'site-c' in 3 s; is its index_object function running?" in (
+        result.stderr
+    )
+    index = firestore_index.FirestoreIndex(project=gcp.project, prefix=prefix, emulator=True)
+    assert index.dataset_stats(name="site-c")["records"] == 0
+    stored = gcs.GcsStorage(bucket=bucket, project=gcp.project, emulator_host=gcp.storage_url)
+    assert len(list(stored.list(prefix="datasets/site-c/"))) == sum(
+        1 for p in real_cohort["site-c"].rglob("*") if p.is_file()
+    )
 
 
 def test_duplicates_stale_events_and_bad_messages(

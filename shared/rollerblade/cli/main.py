@@ -100,10 +100,11 @@ def import_(ctx: Context, source: Path, dataset: str) -> None:
             dataset=dataset,
             storage=stack.storage,
             index=stack.index,
-            bus=stack.bus,
+            bus=None if stack.indexed_by_deployment else stack.bus,
             actor=ctx.actor,
             progress=lambda stage, done, total: bars[stage](done, total),
             lease=ctx.settings.import_lease,
+            wait=ctx.settings.import_wait,
         )
     for path, why in report.skipped:
         output.info(f"skipped {path}: {why}")

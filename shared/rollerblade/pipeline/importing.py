@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from rollerblade.abids import layout
-from rollerblade.errors import AlreadyExists, InputError, NotFound, UnsafePathError
+from rollerblade.abids.paths import parse_path
+from rollerblade.errors import AlreadyExists, BidsNameError, InputError, NotFound, TemporaryError, UnsafePathError
 from rollerblade.pipeline.events import drain_object_events, publish_all
 from rollerblade.ports import EventBus, Index, Storage
+from rollerblade.query import ast
 from rollerblade.records import Actor, DatasetInfo, ObjectEvent, ObjectInfo
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -106,6 +108,73 @@ def _stored(storage: Storage, key: str, path: Path) -> ObjectInfo | None:
     return info
 
 
+def _index_here(
+    dataset: str,
+    files: int,
+    *,
+    storage: Storage,
+    index: Index,
+    bus: EventBus,
+    actor: Actor,
+    claim: _Claim,
+    progress: Progress | None,
+) -> list[tuple[str, str]]:
+    """Drain the object events (this import's and any other pending); this dataset's errors."""
+    handled = 0
+
+    def advance(n: int) -> None:
+        nonlocal handled
+        handled += n
+        claim.renew()
+        if progress is not None and (handled % 200 == 0 or handled == files):
+            progress("index", handled, files)
+
+    report = drain_object_events(bus=bus, storage=storage, index=index, actor=actor, progress=advance)
+    prefix = layout.dataset_prefix(dataset)
+    # The drain may also handle other datasets' pending events; report only this one's.
+    return sorted(
+        {(o.key[len(prefix) :], o.error) for o in report.outcomes if o.error is not None and o.key.startswith(prefix)}
+    )
+
+
+def _await_deployment(
+    dataset: str, uploaded: list[str], *, index: Index, wait: float, claim: _Claim, progress: Progress | None
+) -> list[tuple[str, str]]:
+    """Wait until the index holds a record for every uploaded data file and a document for
+    every metadata file (the deployment's functions index them); this dataset's errors."""
+    records: set[str] = set()
+    metadata = 0
+    for rel in uploaded:
+        try:
+            parsed = parse_path(rel)
+        except BidsNameError as e:
+            records.add(e.path)  # indexed with its error
+            continue
+        if parsed.kind == "data":
+            records.add(parsed.path)
+        elif parsed.kind not in ("opaque", "document"):
+            metadata += 1
+    deadline = time.monotonic() + wait
+    while True:
+        stats = index.dataset_stats(name=dataset)
+        if progress is not None:
+            progress("index", min(stats["records"], len(records)), len(records))
+        if stats["records"] >= len(records) and stats["metadata"] >= metadata:
+            break
+        if time.monotonic() > deadline:
+            raise TemporaryError(
+                f"the deployment indexed {stats['records']} of {len(records)} files of {dataset!r} in {wait:.0f} s; "
+                "is its index_object function running? Run the same import again to wait longer",
+                delay=wait,
+            )
+        claim.renew()
+        time.sleep(0.5)
+    node = ast.And((ast.text_equals("dataset", dataset), ast.Exists(ast.Field("error", 0))))
+    errors = [(r.path, str(r.error)) for r in index.query(node=node)]
+    errors += [(m.path, m.error) for m in index.metadata(dataset=dataset) if m.error]
+    return sorted(errors)
+
+
 @dataclasses.dataclass(frozen=True)
 class ImportReport:
     dataset: str
@@ -164,16 +233,22 @@ def import_dataset(
     dataset: str,
     storage: Storage,
     index: Index,
-    bus: EventBus,
+    bus: EventBus | None,
     actor: Actor,
     progress: Progress | None = None,
     lease: float = 30.0,
+    wait: float = 600.0,
 ) -> ImportReport:
     """Import ``source`` as ``dataset``, a new name, or finish an interrupted import of the
     same source into it.
 
     The name is claimed atomically (of two concurrent imports of one name, one fails) and
     held with a ``lease`` (seconds) the import keeps renewing.
+
+    With a ``bus`` (the embedded default) the import indexes: it publishes each file's
+    object event and drains them. Without one, a deployment indexes what lands in its
+    bucket (notifications reach its index_object function), so the import does not index
+    the files a second time: it waits up to ``wait`` seconds for the index to show them.
     Events are published as files land, in chunks, so a killed import leaves its stored
     files' events queued; running the same import again stores what is missing, publishes
     every file's event again (handling is idempotent) and marks the dataset ready.
@@ -183,10 +258,9 @@ def import_dataset(
         raise NotFound("source folder", str(source))
     if not (source / "dataset_description.json").is_file():
         raise InputError(f"{source}: no dataset_description.json; is this the root of a BIDS dataset?")
-    prefix = layout.dataset_prefix(dataset)
     claim, resuming = _claim(dataset, source, storage=storage, index=index, actor=actor, lease=lease)
     files, skipped = source_files(source)
-    events: list[dict[str, Any]] = []
+    uploaded: list[str] = []
     chunk: list[dict[str, Any]] = []
     for done, (rel, path) in enumerate(files, start=1):
         key = layout.dataset_key(dataset, rel)
@@ -197,36 +271,27 @@ def import_dataset(
         except OSError as e:
             skipped.append((rel, f"could not be read: {e.strerror or e}"))
             continue
+        uploaded.append(rel)
         chunk.append(ObjectEvent("created", info.key, info.generation).to_message())
-        if len(chunk) >= PUBLISH_CHUNK:
+        if bus is not None and len(chunk) >= PUBLISH_CHUNK:
             publish_all(bus, chunk)
-            events += chunk
             chunk = []
         if progress is not None and (done % 200 == 0 or done == len(files)):
             progress("upload", done, len(files))
         claim.renew()
-    publish_all(bus, chunk)
-    events += chunk
-    handled = 0
-
-    def advance(n: int) -> None:
-        nonlocal handled
-        handled += n
-        claim.renew()
-        if progress is not None and (handled % 200 == 0 or handled == len(events)):
-            progress("index", handled, len(events))
-
-    report = drain_object_events(bus=bus, storage=storage, index=index, actor=actor, progress=advance)
-    # The drain may also handle other datasets' pending events; report only this one's.
-    errors = sorted(
-        {(o.key[len(prefix) :], o.error) for o in report.outcomes if o.error is not None and o.key.startswith(prefix)}
-    )
+    if bus is None:
+        errors = _await_deployment(dataset, uploaded, index=index, wait=wait, claim=claim, progress=progress)
+    else:
+        publish_all(bus, chunk)
+        errors = _index_here(
+            dataset, len(uploaded), storage=storage, index=index, bus=bus, actor=actor, claim=claim, progress=progress
+        )
     claim.release()
     stats = index.dataset_stats(name=dataset)
     return ImportReport(
         resumed=resuming,
         dataset=dataset,
-        files=len(events),
+        files=len(uploaded),
         records=stats["records"],
         skipped=tuple(sorted(skipped)),
         errors=tuple(errors),

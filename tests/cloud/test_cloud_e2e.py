@@ -28,23 +28,30 @@ from tests.conftest import ACTOR, ROOT, GcpStack
 from tests.query_corpus import CORPUS
 
 
+def deployment_env(gcp: GcpStack, *, bucket: str, prefix: str, home: Path, **settings: str) -> dict[str, str]:
+    """The environment of a deployment's functions (and of the CLI pointed at it) on the
+    emulators; ``settings`` adds ``ROLLERBLADE_<NAME>`` variables."""
+    return {
+        "ROLLERBLADE_BACKEND": "gcp",
+        "ROLLERBLADE_GCP_PROJECT": gcp.project,
+        "ROLLERBLADE_BUCKET": bucket,
+        "ROLLERBLADE_COLLECTION_PREFIX": prefix,
+        "ROLLERBLADE_HOME": str(home),
+        "FIRESTORE_EMULATOR_HOST": gcp.firestore_host,
+        "STORAGE_EMULATOR_HOST": gcp.storage_url,
+        "PUBSUB_EMULATOR_HOST": gcp.pubsub_host,
+        "GOOGLE_CLOUD_PROJECT": gcp.project,
+        **{f"ROLLERBLADE_{name.upper()}": value for name, value in settings.items()},
+    }
+
+
 @pytest.fixture
 def deployment(gcp: GcpStack, tmp_path: Path) -> Iterator[dict[str, str]]:
     """A bucket, a collection prefix and index_object served by functions-framework behind a
     push subscription on the bucket's notification topic."""
     bucket, prefix = f"rb-{uuid.uuid4().hex[:10]}", f"e2e{uuid.uuid4().hex[:8]}_"
     gcs.GcsStorage(bucket=bucket, project=gcp.project, emulator_host=gcp.storage_url).ensure_bucket()
-    env = {
-        "ROLLERBLADE_BACKEND": "gcp",
-        "ROLLERBLADE_GCP_PROJECT": gcp.project,
-        "ROLLERBLADE_BUCKET": bucket,
-        "ROLLERBLADE_COLLECTION_PREFIX": prefix,
-        "ROLLERBLADE_HOME": str(tmp_path / "function-home"),
-        "FIRESTORE_EMULATOR_HOST": gcp.firestore_host,
-        "STORAGE_EMULATOR_HOST": gcp.storage_url,
-        "PUBSUB_EMULATOR_HOST": gcp.pubsub_host,
-        "GOOGLE_CLOUD_PROJECT": gcp.project,
-    }
+    env = deployment_env(gcp, bucket=bucket, prefix=prefix, home=tmp_path / "function-home")
     function = emulators.functions(
         gcp.logdir, source=ROOT / "functions" / "main.py", target="index_object", signature="cloudevent", env=env
     )
@@ -174,13 +181,9 @@ def test_cli_import_into_a_deployment_never_indexes_itself(
     gcs.GcsStorage(bucket=bucket, project=gcp.project, emulator_host=gcp.storage_url).ensure_bucket()
     env = {
         **os.environ,
-        "ROLLERBLADE_BACKEND": "gcp",
-        "ROLLERBLADE_GCP_PROJECT": gcp.project,
-        "ROLLERBLADE_BUCKET": bucket,
-        "ROLLERBLADE_COLLECTION_PREFIX": prefix,
-        "ROLLERBLADE_TOPIC_PREFIX": "rollerblade-",
-        "ROLLERBLADE_IMPORT_WAIT": "3",
-        "ROLLERBLADE_HOME": str(tmp_path / "cli-home"),
+        **deployment_env(
+            gcp, bucket=bucket, prefix=prefix, home=tmp_path / "cli-home", topic_prefix="rollerblade-", import_wait="3"
+        ),
     }
     result = subprocess.run(
         [sys.executable, "-m", "rollerblade.cli.main", "import", str(real_cohort["site-c"]), "--dataset", "site-c"],
@@ -271,19 +274,9 @@ def test_a_large_rerun_fans_out_through_pubsub(gcp: GcpStack, real_cohort: dict[
     subscriber = pubsub_v1.SubscriberClient()
     topic = publisher.topic_path(gcp.project, f"{topics}reruns")
     publisher.create_topic(name=topic)  # as Terraform does; the function creates nothing
-    env = {
-        "ROLLERBLADE_BACKEND": "gcp",
-        "ROLLERBLADE_GCP_PROJECT": gcp.project,
-        "ROLLERBLADE_BUCKET": bucket,
-        "ROLLERBLADE_COLLECTION_PREFIX": prefix,
-        "ROLLERBLADE_TOPIC_PREFIX": topics,
-        "ROLLERBLADE_RERUN_BATCH": "4",
-        "ROLLERBLADE_HOME": str(tmp_path / "function-home"),
-        "FIRESTORE_EMULATOR_HOST": gcp.firestore_host,
-        "STORAGE_EMULATOR_HOST": gcp.storage_url,
-        "PUBSUB_EMULATOR_HOST": gcp.pubsub_host,
-        "GOOGLE_CLOUD_PROJECT": gcp.project,
-    }
+    env = deployment_env(
+        gcp, bucket=bucket, prefix=prefix, home=tmp_path / "function-home", topic_prefix=topics, rerun_batch="4"
+    )
     function = emulators.functions(
         gcp.logdir, source=ROOT / "functions" / "main.py", target="rerun", signature="cloudevent", env=env
     )

@@ -1,5 +1,10 @@
-"""Import a local BIDS folder as a new dataset: copy every file into storage, publish one
-object event per file, and index them through the same handler a dropped file would use.
+"""Import a local BIDS folder as a new dataset: claim the name, copy every file into
+storage, and have every file indexed through the object events a dropped file would send.
+
+On the embedded default the import publishes those events and drains them itself; into a
+deployment, whose functions index what lands in the bucket, it waits for them instead.
+The name is held by a renewed lease, so an interrupted import is finished by running it
+again, and a running one is never taken over.
 
 Files that cannot be imported safely (symlinks leaving the source, unreadable files) are
 skipped and reported; files that are stored but have problems (bad names, corrupt NIfTI,

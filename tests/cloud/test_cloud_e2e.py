@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.cloud import pubsub_v1
@@ -45,6 +46,23 @@ def deployment_env(gcp: GcpStack, *, bucket: str, prefix: str, home: Path, **set
     }
 
 
+def serve_topic(subscriber: Any, gcp: GcpStack, *, topic: str, target: str, env: dict[str, str], name: str) -> Any:
+    """``functions/main.py:target`` in functions-framework behind a push subscription
+    ``name`` on ``topic`` (a full topic path); returns the function's service."""
+    function = emulators.functions(
+        gcp.logdir, source=ROOT / "functions" / "main.py", target=target, signature="cloudevent", env=env
+    )
+    subscriber.create_subscription(
+        request={
+            "name": subscriber.subscription_path(gcp.project, name),
+            "topic": topic,
+            "ack_deadline_seconds": 10,
+            "push_config": {"push_endpoint": f"http://127.0.0.1:{function.port}/{topic}"},
+        }
+    )
+    return function
+
+
 @pytest.fixture
 def deployment(gcp: GcpStack, tmp_path: Path) -> Iterator[dict[str, str]]:
     """A bucket, a collection prefix and index_object served by functions-framework behind a
@@ -52,19 +70,11 @@ def deployment(gcp: GcpStack, tmp_path: Path) -> Iterator[dict[str, str]]:
     bucket, prefix = f"rb-{uuid.uuid4().hex[:10]}", f"e2e{uuid.uuid4().hex[:8]}_"
     gcs.GcsStorage(bucket=bucket, project=gcp.project, emulator_host=gcp.storage_url).ensure_bucket()
     env = deployment_env(gcp, bucket=bucket, prefix=prefix, home=tmp_path / "function-home")
-    function = emulators.functions(
-        gcp.logdir, source=ROOT / "functions" / "main.py", target="index_object", signature="cloudevent", env=env
-    )
     subscriber = pubsub_v1.SubscriberClient()
     subscription = subscriber.subscription_path(gcp.project, f"push-{prefix.rstrip('_')}")
     topic = f"projects/{gcp.project}/topics/{gcp.notifications_topic}"
-    subscriber.create_subscription(
-        request={
-            "name": subscription,
-            "topic": topic,
-            "ack_deadline_seconds": 10,
-            "push_config": {"push_endpoint": f"http://127.0.0.1:{function.port}/{topic}"},
-        }
+    function = serve_topic(
+        subscriber, gcp, topic=topic, target="index_object", env=env, name=f"push-{prefix.rstrip('_')}"
     )
     try:
         yield env
@@ -277,18 +287,8 @@ def test_a_large_rerun_fans_out_through_pubsub(gcp: GcpStack, real_cohort: dict[
     env = deployment_env(
         gcp, bucket=bucket, prefix=prefix, home=tmp_path / "function-home", topic_prefix=topics, rerun_batch="4"
     )
-    function = emulators.functions(
-        gcp.logdir, source=ROOT / "functions" / "main.py", target="rerun", signature="cloudevent", env=env
-    )
     subscription = subscriber.subscription_path(gcp.project, f"push-{topics}reruns")
-    subscriber.create_subscription(
-        request={
-            "name": subscription,
-            "topic": topic,
-            "ack_deadline_seconds": 10,
-            "push_config": {"push_endpoint": f"http://127.0.0.1:{function.port}/{topic}"},
-        }
-    )
+    function = serve_topic(subscriber, gcp, topic=topic, target="rerun", env=env, name=f"push-{topics}reruns")
     observer = subscriber.subscription_path(gcp.project, f"observe-{topics}reruns")
     subscriber.create_subscription(request={"name": observer, "topic": topic})
     try:

@@ -150,9 +150,7 @@ def _write_records(dataset: str, items: list[_Item], *, storage: Storage, index:
     folders = {folder for item in items for folder in indexing.metadata_folders(item.parsed)}
     files = index.metadata(dataset=dataset, directories=folders)
     context = DatasetContext(files)
-    by_folder: dict[str, list[MetadataFile]] = defaultdict(list)
-    for doc in files:
-        by_folder[doc.directory].append(doc)
+    by_folder = _by_folder(files)
 
     def facts(item: _Item) -> tuple[_Item, ScanRecord | None]:
         try:
@@ -171,9 +169,7 @@ def _write_records(dataset: str, items: list[_Item], *, storage: Storage, index:
     records = []
     gone = []
     for item, record in built:
-        item.used = indexing.signature(
-            [doc for folder in indexing.metadata_folders(item.parsed) for doc in by_folder.get(folder, ())]
-        )
+        item.used = _data_signature(item, by_folder)
         if record is None:
             gone.append((dataset, item.parsed.path))
             item.outcome = IndexOutcome(item.key, "deleted")
@@ -186,20 +182,29 @@ def _write_records(dataset: str, items: list[_Item], *, storage: Storage, index:
         index.put_records(records=records)
 
 
+def _by_folder(files: list[MetadataFile]) -> dict[str, list[MetadataFile]]:
+    grouped: dict[str, list[MetadataFile]] = defaultdict(list)
+    for doc in files:
+        grouped[doc.directory].append(doc)
+    return grouped
+
+
+def _data_signature(item: _Item, by_folder: dict[str, list[MetadataFile]]) -> frozenset[tuple[str, int]]:
+    """What a data file's record was computed from: the metadata of its folders."""
+    folders = indexing.metadata_folders(item.parsed)
+    return indexing.signature([doc for folder in folders for doc in by_folder.get(folder, ())])
+
+
 def _settle(dataset: str, group: list[_Item], *, storage: Storage, index: Index, actor: Actor) -> None:
     """Re-read every input; an event whose inputs changed is handled again on its own."""
     datas = [item for item in group if item.parsed.kind == "data"]
     folders = {folder for item in datas for folder in indexing.metadata_folders(item.parsed)}
-    by_folder: dict[str, list[MetadataFile]] = defaultdict(list)
-    for doc in index.metadata(dataset=dataset, directories=folders) if datas else ():
-        by_folder[doc.directory].append(doc)
+    by_folder = _by_folder(index.metadata(dataset=dataset, directories=folders) if datas else [])
     contexts = _scope_contexts(dataset, [item for item in group if item.parsed.kind != "data"], index)
     for item in group:
         now = indexing.unit_generation(storage, item.key, item.parsed)
         if item.parsed.kind == "data":
-            current = indexing.signature(
-                [doc for folder in indexing.metadata_folders(item.parsed) for doc in by_folder.get(folder, ())]
-            )
+            current = _data_signature(item, by_folder)
         elif indexing.feeds_records(item.parsed):
             current = indexing.signature(contexts[indexing.refresh_scope(item.parsed)])
         else:

@@ -3,6 +3,8 @@ no capabilities, OOM reported as such; images never pulled from a registry."""
 
 from __future__ import annotations
 
+import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -11,13 +13,44 @@ from rollerblade.errors import InputError
 from rollerblade.ports import Executor
 from tests.analyses.test_executor_contract import exec_spec
 
+#: Run inside the container: its network interfaces (from /proc/net/dev, which shows the
+#: container's own network namespace) and whether a TCP connection to the host's
+#: loopback listener on port argv[1] succeeds.
+NETWORK_PROBE = """
+import json, socket, sys
+with open("/proc/net/dev") as f:
+    interfaces = sorted(line.split(":")[0].strip() for line in f.read().splitlines()[2:] if ":" in line)
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2).close()
+    reached = "connected"
+except OSError as e:
+    reached = type(e).__name__
+print("PROBE " + json.dumps({"interfaces": interfaces, "reached": reached}), flush=True)
+"""
+
 
 def test_no_network(docker_executor: Executor, tmp_path: Path) -> None:
-    result = docker_executor.run(spec=exec_spec(tmp_path, docker_executor, "network"))
-    assert result.exit_code != 0
-    assert (
-        "Network is unreachable" in (tmp_path / "log.txt").read_text() or "Errno" in (tmp_path / "log.txt").read_text()
-    )
+    """Only the container's own loopback exists: no other interface, and a server listening
+    on the host's 127.0.0.1 is out of reach (the container's 127.0.0.1 is its own ``lo``)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        spec = exec_spec(tmp_path, docker_executor, "network", command=("python3", "-c", NETWORK_PROBE, str(port)))
+        result = docker_executor.run(spec=spec)
+        log = (tmp_path / "log.txt").read_text()
+        assert result.exit_code == 0, log
+        server.setblocking(False)
+        try:
+            connection, peer = server.accept()
+        except BlockingIOError:
+            peer = None
+        else:
+            connection.close()
+    probe = json.loads(next(line for line in log.splitlines() if line.startswith("PROBE "))[len("PROBE ") :])
+    assert probe["interfaces"] == ["lo"], log
+    assert probe["reached"] == "ConnectionRefusedError", log
+    assert peer is None, f"the container reached the host's loopback listener from {peer}"
 
 
 def test_input_is_read_only(docker_executor: Executor, tmp_path: Path) -> None:

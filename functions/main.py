@@ -10,7 +10,8 @@ acknowledged, and a bad object (corrupt NIfTI, malformed name) is indexed with i
   reruns topic (``ROLLERBLADE_TOPIC_PREFIX`` + ``reruns``), which this function receives too.
 
 Settings come from the environment (ROLLERBLADE_BACKEND=gcp, ROLLERBLADE_GCP_PROJECT,
-ROLLERBLADE_BUCKET, ROLLERBLADE_COLLECTION_PREFIX); the stack is opened once per instance.
+ROLLERBLADE_BUCKET, ROLLERBLADE_COLLECTION_PREFIX, and ROLLERBLADE_FUNCTION_ACTOR, the actor
+recorded on what the functions index); the stack is opened once per instance.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from rollerblade.settings import Settings
 from rollerblade.stack import Stack, open_stack
 
 log = logging.getLogger("rollerblade.functions")
-ACTOR = Actor(os.environ.get("ROLLERBLADE_FUNCTION_ACTOR", "cloud-function"))
 _stack: Stack | None = None
 
 
@@ -52,7 +52,7 @@ def index_object(cloud_event: Any) -> None:
     if event is None or bucket != s.settings.bucket:
         log.info("ignored %s for bucket %r", cloud_event["type"], bucket)
         return
-    outcome = indexing.index_object(event, storage=s.storage, index=s.index, actor=ACTOR)
+    outcome = indexing.index_object(event, storage=s.storage, index=s.index, actor=Actor(s.settings.function_actor))
     log.info("%s %s: %s%s", event.kind, event.key, outcome.action, f" ({outcome.error})" if outcome.error else "")
 
 
@@ -65,8 +65,9 @@ def rerun(cloud_event: Any) -> None:
         log.error("rerun message acknowledged without action: %s", e)
         return
     s = stack()
+    actor = Actor(s.settings.function_actor)
     report = reruns.rerun(
-        request, storage=s.storage, index=s.index, bus=s.bus, actor=ACTOR, batch=s.settings.rerun_batch
+        request, storage=s.storage, index=s.index, bus=s.bus, actor=actor, batch=s.settings.rerun_batch
     )
     log.info(
         "rerun %r: %d selected, %d re-indexed, %d batches published",

@@ -73,6 +73,10 @@ class Settings:
     ``process`` (plain processes on the host, for machines without Docker).
     Env: ``ROLLERBLADE_EXECUTOR``; CLI: ``run --executor``."""
 
+    function_actor: str = "cloud-function"
+    """Actor that the Cloud Functions (functions/main.py) record on what they index and
+    re-index. Env: ``ROLLERBLADE_FUNCTION_ACTOR``."""
+
     @property
     def work_root(self) -> Path:
         return self.home / "work"

@@ -33,3 +33,9 @@ def test_unknown_variable_suggests() -> None:
 def test_bad_values(var: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({var: value})
+
+
+def test_function_actor_is_a_setting(tmp_path: Path) -> None:
+    """functions/main.py records its changes as this actor; a deployment may set it."""
+    assert Settings.from_env({"ROLLERBLADE_FUNCTION_ACTOR": "x"}, home=tmp_path).function_actor == "x"
+    assert Settings.from_env({}, home=tmp_path).function_actor == "cloud-function"

@@ -53,16 +53,30 @@ class ObjectEvent:
     key: str
     generation: int | None = None
 
-    NAME = "object.changed"
+    TYPES = {"created": "object.finalized", "deleted": "object.deleted"}
+    VERSION = 1
 
     def to_message(self) -> dict[str, JSONValue]:
-        return {"kind": self.kind, "key": self.key, "generation": self.generation}
+        return {
+            "type": self.TYPES[self.kind],
+            "v": self.VERSION,
+            "kind": self.kind,
+            "key": self.key,
+            "generation": self.generation,
+        }
 
     @classmethod
     def from_message(cls, message: Mapping[str, JSONValue]) -> ObjectEvent:
+        """Decode ``object.finalized``/``object.deleted`` (and untyped v0 messages)."""
         kind = message.get("kind")
         key = message.get("key")
         generation = message.get("generation")
+        typed = message.get("type")
+        if typed is not None:
+            kinds = {v: k for k, v in cls.TYPES.items()}
+            if typed not in kinds or message.get("v", cls.VERSION) != cls.VERSION:
+                raise ValueError(f"not an object event (type {typed!r}, v {message.get('v')!r})")
+            kind = kinds[typed]
         if kind not in ("created", "deleted") or not isinstance(key, str):
             raise ValueError(f"not an object event: {dict(message)!r}")
         if generation is not None and not isinstance(generation, int):

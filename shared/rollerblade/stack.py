@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Mapping
 
 from rollerblade.adapters import local_bus, local_dir, sqlite_index
+from rollerblade.pipeline.jobflow import Services
 from rollerblade.ports import EventBus, Executor, Index, Storage
 from rollerblade.settings import Settings
 
@@ -22,6 +23,7 @@ class Stack:
     index: Index
     bus: EventBus
     _executor: Executor | None = None
+    _services: Services | None = None
 
     @property
     def indexed_by_deployment(self) -> bool:
@@ -33,8 +35,21 @@ class Stack:
     def executor(self) -> Executor:
         """The executor the settings select, connected on first use."""
         if self._executor is None:
-            self._executor = make_executor(self.settings)
+            self._executor = make_executor(self.settings, self.storage)
         return self._executor
+
+    @property
+    def services(self) -> Services:
+        """The ports as the bundle the use cases take (the executor made on first use)."""
+        if self._services is None:
+            self._services = Services(
+                storage=self.storage,
+                index=self.index,
+                bus=self.bus,
+                executor_name=self.settings.executor,
+                make_executor=lambda: self.executor,
+            )
+        return self._services
 
     def close(self) -> None:
         for port in (self.index, self.bus):
@@ -59,15 +74,16 @@ def open_stack(settings: Settings, *, environ: Mapping[str, str] | None = None) 
     )
 
 
-def make_executor(settings: Settings) -> Executor:
+def make_executor(settings: Settings, storage: Storage) -> Executor:
+    workdir = settings.work_root
     if settings.executor == "process":
         from rollerblade.adapters import process_exec
 
-        return process_exec.ProcessExecutor()
+        return process_exec.ProcessExecutor(storage=storage, workdir=workdir)
     from rollerblade.adapters import docker_exec
 
     store_id = hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:16]
-    return docker_exec.DockerExecutor(store_id=store_id)
+    return docker_exec.DockerExecutor(store_id=store_id, storage=storage, workdir=workdir)
 
 
 def _open_gcp(settings: Settings, environ: Mapping[str, str]) -> Stack:

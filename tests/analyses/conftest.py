@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from rollerblade.adapters import docker_exec, process_exec
+from rollerblade.adapters.local_exec import LocalExecutor
 from rollerblade.pipeline import analyses as analyses_use
 from rollerblade.ports import Executor
 from rollerblade.stack import Stack
@@ -25,15 +26,16 @@ STORE_ID = f"rollerblade-tests-{os.getpid()}"
 
 
 @pytest.fixture(params=["docker", "process"])
-def executor(request: pytest.FixtureRequest, docker_engine: None) -> Executor:
+def executor(request: pytest.FixtureRequest, docker_engine: None, stack: Stack) -> LocalExecutor:
+    where = {"storage": stack.storage, "workdir": stack.settings.work_root}
     if request.param == "docker":
-        return docker_exec.DockerExecutor(store_id=STORE_ID)
-    return process_exec.ProcessExecutor()
+        return docker_exec.DockerExecutor(store_id=STORE_ID, **where)
+    return process_exec.ProcessExecutor(**where)
 
 
 @pytest.fixture
-def docker_executor(docker_engine: None) -> Executor:
-    return docker_exec.DockerExecutor(store_id=STORE_ID)
+def docker_executor(docker_engine: None, stack: Stack) -> LocalExecutor:
+    return docker_exec.DockerExecutor(store_id=STORE_ID, storage=stack.storage, workdir=stack.settings.work_root)
 
 
 Register = Callable[..., dict[str, object]]

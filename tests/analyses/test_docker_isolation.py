@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from rollerblade.adapters.local_exec import LocalExecutor
 from rollerblade.errors import InputError
-from rollerblade.ports import Executor
 from tests.analyses.test_executor_contract import exec_spec
 
 #: Run inside the container: its network interfaces (from /proc/net/dev, which shows the
@@ -29,7 +29,7 @@ print("PROBE " + json.dumps({"interfaces": interfaces, "reached": reached}), flu
 """
 
 
-def test_no_network(docker_executor: Executor, tmp_path: Path) -> None:
+def test_no_network(docker_executor: LocalExecutor, tmp_path: Path) -> None:
     """Only the container's own loopback exists: no other interface, and a server listening
     on the host's 127.0.0.1 is out of reach (the container's 127.0.0.1 is its own ``lo``)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
@@ -53,23 +53,23 @@ def test_no_network(docker_executor: Executor, tmp_path: Path) -> None:
     assert peer is None, f"the container reached the host's loopback listener from {peer}"
 
 
-def test_input_is_read_only(docker_executor: Executor, tmp_path: Path) -> None:
+def test_input_is_read_only(docker_executor: LocalExecutor, tmp_path: Path) -> None:
     result = docker_executor.run(spec=exec_spec(tmp_path, docker_executor, "write-input"))
     assert result.exit_code != 0 and "Read-only file system" in (tmp_path / "log.txt").read_text()
     assert not (tmp_path / "input" / "tamper.txt").exists()
 
 
-def test_runs_as_nobody(docker_executor: Executor, tmp_path: Path) -> None:
+def test_runs_as_nobody(docker_executor: LocalExecutor, tmp_path: Path) -> None:
     result = docker_executor.run(spec=exec_spec(tmp_path, docker_executor, "whoami"))
     assert result.exit_code == 0 and "uid=65534" in (tmp_path / "log.txt").read_text()
 
 
-def test_missing_image_reference_is_refused(docker_executor: Executor, tmp_path: Path) -> None:
+def test_missing_image_reference_is_refused(docker_executor: LocalExecutor, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="is not in the local Docker engine"):
         docker_executor.prepare(folder=str(tmp_path), image_build=None, image_ref="no/such:image", tag="x")
 
 
-def test_build_failure_is_explained(docker_executor: Executor, tmp_path: Path) -> None:
+def test_build_failure_is_explained(docker_executor: LocalExecutor, tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM rollerblade/base:py311\nRUN exit 7\n")
     with pytest.raises(InputError, match="building the image from .* failed"):
         docker_executor.prepare(folder=str(tmp_path), image_build=".", image_ref=None, tag="rollerblade-test/bad:1")

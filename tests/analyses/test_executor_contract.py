@@ -1,4 +1,4 @@
-"""The Executor contract, over the docker and process executors: run a command on a
+"""The LocalExecutor contract, over the docker and process executors: run a command on a
 staged slice, pass the environment, enforce timeout and memory, cap logs, report exits."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rollerblade.ports import ExecSpec, Executor
+from rollerblade.adapters.local_exec import ExecSpec, LocalExecutor
 from tests.analyses.conftest import TOOLBOX
 
 
-def exec_spec(tmp_path: Path, executor: Executor, mode: str, **overrides: object) -> ExecSpec:
+def exec_spec(tmp_path: Path, executor: LocalExecutor, mode: str, **overrides: object) -> ExecSpec:
     folder = tmp_path / "tool"
     if not folder.exists():
         import shutil
@@ -51,7 +51,7 @@ def exec_spec(tmp_path: Path, executor: Executor, mode: str, **overrides: object
     return ExecSpec(**values)  # type: ignore[arg-type]
 
 
-def test_success_writes_outputs_and_logs(executor: Executor, tmp_path: Path) -> None:
+def test_success_writes_outputs_and_logs(executor: LocalExecutor, tmp_path: Path) -> None:
     result = executor.run(spec=exec_spec(tmp_path, executor, "ok"))
     assert result.exit_code == 0 and result.error is None and not result.timed_out and not result.oom_killed
     assert json.loads((tmp_path / "output" / "out" / "result.json").read_text()) == {"Mode": "ok", "Records": 1}
@@ -59,31 +59,31 @@ def test_success_writes_outputs_and_logs(executor: Executor, tmp_path: Path) -> 
     assert result.started <= result.ended
 
 
-def test_non_zero_exit_is_reported_with_stderr_in_the_log(executor: Executor, tmp_path: Path) -> None:
+def test_non_zero_exit_is_reported_with_stderr_in_the_log(executor: LocalExecutor, tmp_path: Path) -> None:
     result = executor.run(spec=exec_spec(tmp_path, executor, "crash"))
     assert result.exit_code == 3 and not result.timed_out
     assert "something went wrong" in (tmp_path / "log.txt").read_text()
 
 
-def test_timeout_kills(executor: Executor, tmp_path: Path) -> None:
+def test_timeout_kills(executor: LocalExecutor, tmp_path: Path) -> None:
     result = executor.run(spec=exec_spec(tmp_path, executor, "sleep", timeout=2.0))
     assert result.timed_out and result.exit_code != 0
 
 
-def test_memory_limit(executor: Executor, tmp_path: Path) -> None:
+def test_memory_limit(executor: LocalExecutor, tmp_path: Path) -> None:
     result = executor.run(spec=exec_spec(tmp_path, executor, "oom", memory=128 << 20))
     assert result.exit_code != 0
     if executor.name == "docker":
         assert result.oom_killed and result.exit_code == 137
 
 
-def test_huge_logs_are_capped(executor: Executor, tmp_path: Path) -> None:
+def test_huge_logs_are_capped(executor: LocalExecutor, tmp_path: Path) -> None:
     result = executor.run(spec=exec_spec(tmp_path, executor, "biglog", log_limit=64 * 1024))
     log = (tmp_path / "log.txt").read_bytes()
     assert result.exit_code == 0 and result.log_truncated and result.log_bytes > 4_000_000
     assert len(log) < 70 * 1024 and b"bytes of log omitted" in log and log.startswith(b"mode=biglog")
 
 
-def test_missing_command_is_an_error_not_a_crash(executor: Executor, tmp_path: Path) -> None:
+def test_missing_command_is_an_error_not_a_crash(executor: LocalExecutor, tmp_path: Path) -> None:
     result = executor.run(spec=exec_spec(tmp_path, executor, "ok", command=("no-such-program-xyz",)))
     assert result.exit_code != 0 or result.error

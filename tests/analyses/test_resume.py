@@ -56,7 +56,7 @@ def test_kill_and_resume(
         assert 2 <= done < 6 and "running" in states
         committed = {o.key for o in stack.storage.list(prefix="derivatives/slow/") if o.key.endswith(".nii.gz")}
         assert len(committed) == done  # nothing of the killed job is visible
-        store_id = make_executor(Settings(home=home)).store_id  # type: ignore[attr-defined]
+        store_id = make_executor(Settings(home=home), stack.storage).store_id  # type: ignore[attr-defined]
         client = docker.from_env()
         orphans = client.containers.list(all=True, filters={"label": f"{STORE_LABEL}={store_id}"})
         assert orphans, "the killed run left its container behind (as a real crash would)"

@@ -14,25 +14,28 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
 import requests.exceptions
 
+from rollerblade.adapters.local_exec import ExecResult, ExecSpec, LocalExecutor
 from rollerblade.adapters.logcap import CappedLog, now
 from rollerblade.errors import InputError, TemporaryError
-from rollerblade.ports import ExecResult, ExecSpec, Executor
+from rollerblade.ports import Storage
 
 STORE_LABEL = "rollerblade.store"
 JOB_LABEL = "rollerblade.job"
 USER = "65534:65534"
 
 
-class DockerExecutor(Executor):
+class DockerExecutor(LocalExecutor):
     name = "docker"
 
-    def __init__(self, *, store_id: str, client: Any = None) -> None:
+    def __init__(self, *, store_id: str, storage: Storage, workdir: Path, client: Any = None) -> None:
+        super().__init__(storage=storage, workdir=workdir)
         self.store_id = store_id
         try:
             self._client = client or docker.from_env(timeout=600)
@@ -43,7 +46,7 @@ class DockerExecutor(Executor):
             ) from e
         self._running: dict[str, Any] = {}
         self._stopped: set[str] = set()
-        self._lock = threading.Lock()
+        self._run_lock = threading.Lock()
 
     def prepare(self, *, folder: str, image_build: str | None, image_ref: str | None, tag: str) -> str:
         if image_ref:
@@ -105,7 +108,7 @@ class DockerExecutor(Executor):
             )
         except docker.errors.APIError as e:
             return ExecResult(exit_code=None, started=started, ended=now(), error=f"docker: {e.explanation or e}")
-        with self._lock:
+        with self._run_lock:
             self._running[spec.job_key] = container
         log = CappedLog(spec.log_path, spec.log_limit)
         timed_out = False
@@ -126,7 +129,7 @@ class DockerExecutor(Executor):
             return ExecResult(exit_code=None, started=started, ended=now(), error=f"docker: {e.explanation or e}")
         finally:
             log.close()
-            with self._lock:
+            with self._run_lock:
                 self._running.pop(spec.job_key, None)
                 interrupted = spec.job_key in self._stopped
             with contextlib.suppress(docker.errors.APIError):
@@ -150,8 +153,8 @@ class DockerExecutor(Executor):
         except (docker.errors.APIError, requests.exceptions.RequestException):
             pass
 
-    def stop_all(self) -> None:
-        with self._lock:
+    def _stop_runs(self) -> None:
+        with self._run_lock:
             running = dict(self._running)
             self._stopped.update(running)
         for container in running.values():

@@ -92,6 +92,31 @@ class FirestoreCatalog:
         ref = self._col("jobs").document(job.key)
         self._call("set", lambda: ref.set(data))
 
+    def create_job(self, *, job: JobRecord) -> bool:
+        data = {"analysis": job.analysis, "state": job.state, "updated": time.time(), "doc": json.dumps(job.to_doc())}
+        ref = self._col("jobs").document(job.key)
+        try:
+            self._call("create", lambda: ref.create(data))
+        except gexc.Conflict:  # AlreadyExists
+            return False
+        return True
+
+    def swap_job(self, *, job: JobRecord, state: str, attempts: int) -> bool:
+        ref = self._col("jobs").document(job.key)
+        data = {"analysis": job.analysis, "state": job.state, "updated": time.time(), "doc": json.dumps(job.to_doc())}
+
+        @firestore.transactional  # type: ignore[untyped-decorator]
+        def apply(transaction: Any) -> bool:
+            snap = ref.get(transaction=transaction)
+            if not snap.exists or snap.get("state") != state:
+                return False
+            if json.loads(snap.get("doc")).get("attempts", 0) != attempts:
+                return False
+            transaction.set(ref, data)
+            return True
+
+        return bool(self._call("transaction", lambda: apply(self._db.transaction())))
+
     def get_job(self, *, key: str) -> JobRecord | None:
         snap = self._call("get", self._col("jobs").document(key).get)
         return JobRecord.from_doc(json.loads(snap.get("doc"))) if snap.exists else None

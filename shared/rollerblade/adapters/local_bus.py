@@ -120,3 +120,12 @@ class LocalBus(EventBus):
             (topic, self.max_attempts),
         ).fetchall()
         return [(message_id, json.loads(body), error or "") for message_id, body, error in rows]
+
+    def retry_dead(self, *, topic: str) -> int:
+        """Make the dead letters of ``topic`` deliverable again (attempts reset); how many."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE messages SET attempts = 0, available_at = ? WHERE topic = ? AND attempts >= ?",
+                (time.time(), topic, self.max_attempts),
+            )
+        return int(cursor.rowcount)

@@ -17,9 +17,10 @@ import subprocess
 import threading
 from pathlib import Path
 
+from rollerblade.adapters.local_exec import ExecResult, ExecSpec, LocalExecutor
 from rollerblade.adapters.logcap import CappedLog, now
 from rollerblade.errors import InputError
-from rollerblade.ports import ExecResult, ExecSpec, Executor
+from rollerblade.ports import Storage
 
 
 def folder_digest(folder: str) -> str:
@@ -31,12 +32,13 @@ def folder_digest(folder: str) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-class ProcessExecutor(Executor):
+class ProcessExecutor(LocalExecutor):
     name = "process"
 
-    def __init__(self) -> None:
+    def __init__(self, *, storage: Storage, workdir: Path) -> None:
+        super().__init__(storage=storage, workdir=workdir)
         self._running: dict[str, subprocess.Popen[bytes]] = {}
-        self._lock = threading.Lock()
+        self._run_lock = threading.Lock()
 
     def prepare(self, *, folder: str, image_build: str | None, image_ref: str | None, tag: str) -> str:
         if not Path(folder).is_dir():
@@ -78,7 +80,7 @@ class ProcessExecutor(Executor):
         except OSError as e:
             log.close()
             return ExecResult(exit_code=None, started=started, ended=now(), error=f"cannot start {command[0]}: {e}")
-        with self._lock:
+        with self._run_lock:
             self._running[spec.job_key] = proc
         expired = threading.Event()
 
@@ -98,7 +100,7 @@ class ProcessExecutor(Executor):
             log.close()
             if proc.stdout is not None:
                 proc.stdout.close()
-            with self._lock:
+            with self._run_lock:
                 self._running.pop(spec.job_key, None)
         timed_out = expired.is_set()
         return ExecResult(
@@ -116,8 +118,8 @@ class ProcessExecutor(Executor):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
 
-    def stop_all(self) -> None:
-        with self._lock:
+    def _stop_runs(self) -> None:
+        with self._run_lock:
             running = list(self._running.values())
         for proc in running:
             proc._rb_stopped = True  # type: ignore[attr-defined]

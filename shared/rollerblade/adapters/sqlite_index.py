@@ -332,6 +332,20 @@ class SqliteIndex(Index):
         row = (job.key, job.analysis, job.state, time.time(), json.dumps(job.to_doc()))
         self._write([("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?)", row, False)])
 
+    def create_job(self, *, job: JobRecord) -> bool:
+        row = (job.key, job.analysis, job.state, time.time(), json.dumps(job.to_doc()))
+        (created,) = self._write([("INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?)", row, False)])
+        return created == 1
+
+    def swap_job(self, *, job: JobRecord, state: str, attempts: int) -> bool:
+        sql = (
+            "UPDATE jobs SET analysis = ?, state = ?, updated = ?, doc = ? "
+            "WHERE key = ? AND state = ? AND COALESCE(json_extract(doc, '$.attempts'), 0) = ?"
+        )
+        row = (job.analysis, job.state, time.time(), json.dumps(job.to_doc()), job.key, state, attempts)
+        (swapped,) = self._write([(sql, row, False)])
+        return swapped == 1
+
     def get_job(self, *, key: str) -> JobRecord | None:
         row = self._db.execute("SELECT doc FROM jobs WHERE key = ?", (key,)).fetchone()
         return JobRecord.from_doc(json.loads(row[0])) if row else None

@@ -12,13 +12,73 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from rollerblade.analyses.patterns import PatternError, derivative_path
 from rollerblade.analyses.spec import AnalysisSpec
+from rollerblade.query.fields import TAGS_KEY
 from rollerblade.records import ScanRecord
 
+__all__ = ["TAGS_KEY", "JobEnded", "JobRecord", "PlannedJob", "job_key", "output_prefix", "plan_jobs"]
+
 JobState = Literal["planned", "running", "succeeded", "failed"]
+
+Outcome = Literal["succeeded", "failed", "oom", "timeout", "lost", "error", "interrupted"]
+OUTCOMES: tuple[str, ...] = ("succeeded", "failed", "oom", "timeout", "lost", "error", "interrupted")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobEnded:
+    """An attempt of a job ended in the executor; its outputs (if any) wait under the
+    attempt's output prefix in storage. Published as the ``job.ended`` event.
+
+    ``outcome``: ``succeeded`` (exit 0), ``failed`` (another exit code), ``oom``,
+    ``timeout``, ``lost`` (the executor no longer knows the job), ``error`` (it could not
+    start), ``interrupted`` (stopped by a shutdown: retried without counting an attempt).
+    """
+
+    key: str
+    attempt: int
+    outcome: Outcome
+    exit_code: int | None = None
+    started: str | None = None
+    ended: str | None = None
+    message: str = ""
+    outputs: tuple[str, ...] = ()  # relative paths stored under the output prefix
+    problems: tuple[str, ...] = ()  # e.g. symlinks the executor refused to store
+
+    TYPE: ClassVar[str] = "job.ended"
+    VERSION: ClassVar[int] = 1
+
+    def to_message(self) -> dict[str, Any]:
+        doc = dataclasses.asdict(self)
+        doc["outputs"], doc["problems"] = list(self.outputs), list(self.problems)
+        return {"type": self.TYPE, "v": self.VERSION, **doc}
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> JobEnded:
+        if message.get("type") != cls.TYPE or message.get("v", cls.VERSION) != cls.VERSION:
+            raise ValueError(f"not a job.ended v{cls.VERSION} message: {dict(message)!r}")
+        key, attempt, outcome = message.get("key"), message.get("attempt"), message.get("outcome")
+        if not isinstance(key, str) or not isinstance(attempt, int) or outcome not in OUTCOMES:
+            raise ValueError(f"job.ended needs a key, an integer attempt and an outcome in {OUTCOMES}")
+        code = message.get("exit_code")
+        return cls(
+            key=key,
+            attempt=attempt,
+            outcome=outcome,
+            exit_code=code if isinstance(code, int) else None,
+            started=message.get("started"),
+            ended=message.get("ended"),
+            message=str(message.get("message") or ""),
+            outputs=tuple(str(p) for p in message.get("outputs") or ()),
+            problems=tuple(str(p) for p in message.get("problems") or ()),
+        )
+
+
+def output_prefix(key: str, attempt: int) -> str:
+    """Where an attempt's executor stores the job's outputs until they are committed."""
+    return f"jobs/{key}/{attempt}/output/"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,23 +116,37 @@ class JobRecord:
     exit_code: int | None = None
     logs_key: str | None = None
     actor: str = ""
+    rule: str = ""  # the pipeline rule that planned it ("" for a run command)
+    lost: int = 0  # attempts the executor lost or a shutdown interrupted (not counted as tries)
+    updated: float = 0.0  # when the state last changed (seconds since the epoch)
+    tags: tuple[str, ...] = ()  # tags applied to its derivatives
 
     def to_doc(self) -> dict[str, Any]:
         doc = dataclasses.asdict(self)
-        doc["sources"], doc["outputs"] = list(self.sources), list(self.outputs)
+        doc["sources"], doc["outputs"], doc["tags"] = list(self.sources), list(self.outputs), list(self.tags)
         return doc
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> JobRecord:
         values = {f.name: doc[f.name] for f in dataclasses.fields(cls) if f.name in doc}
         values["sources"], values["outputs"] = tuple(doc["sources"]), tuple(doc["outputs"])
+        values["tags"] = tuple(doc.get("tags") or ())
         return cls(**values)
 
 
-def job_key(spec: AnalysisSpec, image_digest: str, records: Iterable[ScanRecord]) -> str:
-    checksums = sorted(f"{r.dataset}/{r.path}:{r.file.get('md5')}" for r in records)
-    payload = json.dumps([spec.name, spec.version, image_digest, dict(spec.params), checksums], sort_keys=True)
+def job_key(spec: AnalysisSpec, image_digest: str, records: Iterable[ScanRecord], salt: str = "") -> str:
+    """SHA-256 of what the job computes from: the Analysis, its image and params, and each
+    input's content checksum and the metadata it receives (a late sidecar makes a new key).
+    ``salt`` (a forced rerun) makes a new key for identical inputs."""
+    checksums = sorted(f"{r.dataset}/{r.path}:{r.file.get('md5')}:{_meta_digest(r)}" for r in records)
+    payload = json.dumps([spec.name, spec.version, image_digest, dict(spec.params), checksums, salt], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _meta_digest(record: ScanRecord) -> str:
+    meta = {k: v for k, v in record.meta.items() if k != TAGS_KEY}
+    text = json.dumps(meta, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _slice_id(spec: AnalysisSpec, record: ScanRecord) -> str:
@@ -84,7 +158,7 @@ def _slice_id(spec: AnalysisSpec, record: ScanRecord) -> str:
     return record.path
 
 
-def plan_jobs(spec: AnalysisSpec, image_digest: str, records: Iterable[ScanRecord]) -> list[PlannedJob]:
+def plan_jobs(spec: AnalysisSpec, image_digest: str, records: Iterable[ScanRecord], salt: str = "") -> list[PlannedJob]:
     """Group records into slices and plan one job per slice (records with errors are skipped
     by the caller's query; derivatives of this same Analysis are never inputs)."""
     groups: dict[tuple[str, str], list[ScanRecord]] = defaultdict(list)
@@ -106,7 +180,7 @@ def plan_jobs(spec: AnalysisSpec, image_digest: str, records: Iterable[ScanRecor
             outputs, problem = (), str(e)
         jobs.append(
             PlannedJob(
-                key=job_key(spec, image_digest, members),
+                key=job_key(spec, image_digest, members, salt),
                 analysis=spec.name,
                 dataset=dataset,
                 slice_id=slice_id,

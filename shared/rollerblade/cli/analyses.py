@@ -116,6 +116,7 @@ def run(name: str, query: str, parallel: int | None, force: bool, dry_run: bool,
         dry_run=dry_run,
         progress=progress,
         on_plan=on_plan,
+        services=stack.services,
     )
     if sys.stderr.isatty() and state["done"]:
         click.echo("", err=True)

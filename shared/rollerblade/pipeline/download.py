@@ -126,41 +126,79 @@ def _download_dataset(
     return count
 
 
+class FolderSink:
+    """Writes a selection into a local folder."""
+
+    def __init__(self, storage: Storage, root: Path) -> None:
+        self.storage, self.root = storage, root
+
+    def copy(self, key: str, path: str) -> None:
+        out = self.root / path
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.storage.download(key=key, destination=str(out))
+
+    def write(self, path: str, data: bytes) -> None:
+        out = self.root / path
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+
+
+@dataclasses.dataclass
+class SlicePlan:
+    """A selection as storage keys (``inputs``: path -> key) and generated files
+    (``files``: path -> bytes), not yet written anywhere: what a job's executor stages."""
+
+    storage: Storage
+    inputs: dict[str, str] = dataclasses.field(default_factory=dict)
+    files: dict[str, bytes] = dataclasses.field(default_factory=dict)
+
+    def copy(self, key: str, path: str) -> None:
+        if self.storage.generation(key=key) is None:
+            raise NotFound("object", key)
+        self.inputs[path] = key
+
+    def write(self, path: str, data: bytes) -> None:
+        self.files[path] = data
+
+
+Sink = FolderSink | SlicePlan
+
+
 def write_selection(
     storage: Storage,
     index: Index,
     dataset: str,
     records: list[ScanRecord],
-    root: Path,
+    root: Path | SlicePlan,
     on_record: Callable[[], None] | None = None,
 ) -> int:
-    """Write ``records`` of ``dataset`` under ``root`` as a valid BIDS dataset; returns the file count."""
+    """Write ``records`` of ``dataset`` under ``root`` as a valid BIDS dataset (or add them
+    to a :class:`SlicePlan`); returns the file count."""
+    sink: Sink = root if isinstance(root, SlicePlan) else FolderSink(storage, root)
     count = 0
     for record in records:
-        count += _copy_record(storage, dataset, record, root)
+        count += _copy_record(storage, dataset, record, sink)
         if on_record is not None:
             on_record()
-    return count + _write_dataset_files(storage, index, dataset, records, root)
+    return count + _write_dataset_files(storage, index, dataset, records, sink)
 
 
-def _copy(storage: Storage, dataset: str, path: str, root: Path) -> None:
-    out = root / path
-    out.parent.mkdir(parents=True, exist_ok=True)
-    storage.download(key=layout.dataset_key(dataset, path), destination=str(out))
+def _copy(storage: Storage, dataset: str, path: str, sink: Sink) -> None:
+    sink.copy(layout.dataset_key(dataset, path), path)
 
 
-def _copy_record(storage: Storage, dataset: str, record: ScanRecord, root: Path) -> int:
+def _copy_record(storage: Storage, dataset: str, record: ScanRecord, sink: Sink) -> int:
     if record.entities.get("extension", "").endswith("/"):
         members = list(storage.list(prefix=layout.dataset_key(dataset, record.path) + "/"))
         prefix = layout.dataset_prefix(dataset)
         for member in members:
-            _copy(storage, dataset, member.key[len(prefix) :], root)
+            _copy(storage, dataset, member.key[len(prefix) :], sink)
         return len(members)
-    _copy(storage, dataset, record.path, root)
+    _copy(storage, dataset, record.path, sink)
     return 1
 
 
-def _write_dataset_files(storage: Storage, index: Index, dataset: str, records: list[ScanRecord], root: Path) -> int:
+def _write_dataset_files(storage: Storage, index: Index, dataset: str, records: list[ScanRecord], sink: Sink) -> int:
     context = DatasetContext(index.metadata(dataset=dataset))
     needed: set[str] = set()
     for record in records:
@@ -169,56 +207,58 @@ def _write_dataset_files(storage: Storage, index: Index, dataset: str, records: 
             _, used = sidecars.effective_metadata(parsed, context.sidecars_for(parsed.directory))
             needed.update(used)
     for path in sorted(needed):
-        _copy(storage, dataset, path, root)
+        _copy(storage, dataset, path, sink)
     count = len(needed)
-    count += _write_description(storage, dataset, root)
-    count += _write_readme(storage, dataset, root)
+    count += _write_description(storage, dataset, sink)
+    count += _write_readme(storage, dataset, sink)
     subjects = {f"sub-{r.entities['sub']}" for r in records if "sub" in r.entities}
     sessions = {(f"sub-{r.entities['sub']}", f"ses-{r.entities['ses']}") for r in records if "ses" in r.entities}
     count += _reduce_table(
-        storage, dataset, "participants.tsv", root, id_column="participant_id", keep=lambda row_id: row_id in subjects
+        storage, dataset, "participants.tsv", sink, id_column="participant_id", keep=lambda row_id: row_id in subjects
     )
-    count += _copy_if_exists(storage, dataset, "participants.json", root)
+    count += _copy_if_exists(storage, dataset, "participants.json", sink)
     for sub in sorted(subjects):
         path = f"{sub}/{sub}_sessions.tsv"
         count += _reduce_table(
             storage,
             dataset,
             path,
-            root,
+            sink,
             id_column="session_id",
             keep=lambda ses, sub=sub: (sub, ses) in sessions,  # type: ignore[misc]
         )
-        count += _copy_if_exists(storage, dataset, f"{sub}/{sub}_sessions.json", root)
+        count += _copy_if_exists(storage, dataset, f"{sub}/{sub}_sessions.json", sink)
     return count
 
 
-def _copy_if_exists(storage: Storage, dataset: str, path: str, root: Path) -> int:
+def _copy_if_exists(storage: Storage, dataset: str, path: str, sink: Sink) -> int:
     try:
-        _copy(storage, dataset, path, root)
+        _copy(storage, dataset, path, sink)
     except NotFound:
         return 0
     return 1
 
 
-def _write_description(storage: Storage, dataset: str, root: Path) -> int:
-    if _copy_if_exists(storage, dataset, "dataset_description.json", root):
+def _write_description(storage: Storage, dataset: str, sink: Sink) -> int:
+    if _copy_if_exists(storage, dataset, "dataset_description.json", sink):
         return 1
     description = {"Name": dataset, "BIDSVersion": vocabulary().bids_version, "DatasetType": "raw"}
-    (root / "dataset_description.json").write_text(json.dumps(description, indent=2) + "\n")
+    sink.write("dataset_description.json", (json.dumps(description, indent=2) + "\n").encode())
     return 1
 
 
-def _write_readme(storage: Storage, dataset: str, root: Path) -> int:
+def _write_readme(storage: Storage, dataset: str, sink: Sink) -> int:
     for name in ("README", "README.md", "README.txt", "README.rst"):
-        if _copy_if_exists(storage, dataset, name, root):
+        if _copy_if_exists(storage, dataset, name, sink):
             return 1
-    (root / "README.md").write_text(f"# {dataset}\n\nA selection of dataset {dataset!r} downloaded with Rollerblade.\n")
+    sink.write(
+        "README.md", f"# {dataset}\n\nA selection of dataset {dataset!r} downloaded with Rollerblade.\n".encode()
+    )
     return 1
 
 
 def _reduce_table(
-    storage: Storage, dataset: str, path: str, root: Path, *, id_column: str, keep: Callable[[str], bool]
+    storage: Storage, dataset: str, path: str, sink: Sink, *, id_column: str, keep: Callable[[str], bool]
 ) -> int:
     """Copy a TSV keeping the header and the rows whose ``id_column`` value ``keep`` accepts.
 
@@ -256,7 +296,5 @@ def _reduce_table(
             if row_id in used and row_id not in emitted and keep(row_id):
                 emitted.add(row_id)
                 kept.append(line)
-    out = root / path
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    sink.write(path, ("\n".join(kept) + "\n").encode("utf-8"))
     return 1

@@ -17,15 +17,15 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rollerblade.errors import TemporaryError
+from rollerblade.abids import layout
+from rollerblade.errors import BidsNameError, InputError, TemporaryError
 from rollerblade.pipeline.batch_indexing import index_objects
-from rollerblade.pipeline.indexing import IndexOutcome, index_object
+from rollerblade.pipeline.indexing import IndexOutcome, index_object, locate, refresh_scope
+from rollerblade.pipeline.messages import OBJECTS_TOPIC, SCANS_TOPIC, ScanIndexed
 from rollerblade.ports import EventBus, Index, Storage
 from rollerblade.records import Actor, ObjectEvent
 
 log = logging.getLogger(__name__)
-
-OBJECTS_TOPIC = "objects"
 
 
 def publish_all(bus: EventBus, messages: Sequence[Mapping[str, Any]], *, topic: str = OBJECTS_TOPIC) -> None:
@@ -36,6 +36,25 @@ def publish_all(bus: EventBus, messages: Sequence[Mapping[str, Any]], *, topic: 
         return
     for message in messages:
         bus.publish(topic=topic, message=message)
+
+
+def announce(bus: EventBus, outcomes: Sequence[IndexOutcome]) -> int:
+    """Publish ``scan.indexed`` for what indexing changed: a record (``indexed``), or every
+    record below a metadata file's folder (``metadata``)."""
+    messages = []
+    for outcome in outcomes:
+        if outcome.action not in ("indexed", "metadata"):
+            continue
+        try:
+            dataset, inner, analysis = layout.split_key(outcome.key)
+            parsed = locate(inner, analysis)
+        except (InputError, BidsNameError):  # indexed with its error; no rule takes such a record
+            continue
+        path = parsed.path if outcome.action == "indexed" else refresh_scope(parsed)
+        messages.append(ScanIndexed(dataset, path).to_message())
+    if messages:
+        publish_all(bus, messages, topic=SCANS_TOPIC)
+    return len(messages)
 
 
 @dataclasses.dataclass
@@ -66,6 +85,7 @@ def drain_object_events(
         if not messages:
             return report
         done: list[str] = []
+        first = len(report.outcomes)
         decoded: list[tuple[str, ObjectEvent]] = []
         for message_id, body in messages:
             try:
@@ -98,4 +118,5 @@ def drain_object_events(
             report.handled += 1
             if progress is not None:
                 progress(1)
+        announce(bus, report.outcomes[first:])
         bus.ack(message_ids=done)

@@ -1,6 +1,8 @@
 """``rerun``: re-index (and, with the analyses issue, re-run) what an aBIDS query selects.
 
-A rerun message asks for it: ``{"v": 1, "query": "<aBIDS query>"}``. Every selected
+A rerun message asks for it: ``{"v": 1, "query": "<aBIDS query>"}`` re-indexes;
+``{"analysis": "<name>", "query": "<aBIDS query>", "force": false}`` re-runs an Analysis
+over the selection (``pipeline.running.queue_run``: only new job keys run, unless forced). Every selected
 record's object is handed to the indexer again (in batches, through
 :func:`~rollerblade.pipeline.batch_indexing.index_objects`), which reconciles it with
 storage.
@@ -23,11 +25,11 @@ from rollerblade.abids import layout
 from rollerblade.errors import InputError
 from rollerblade.pipeline.batch_indexing import index_objects
 from rollerblade.pipeline.events import publish_all
+from rollerblade.pipeline.messages import RERUNS_TOPIC  # noqa: E402
 from rollerblade.pipeline.querying import find_records
 from rollerblade.ports import EventBus, Index, Storage
 from rollerblade.records import Actor, ObjectEvent
 
-RERUNS_TOPIC = "reruns"
 #: Objects re-indexed per message (shared reads and one write per batch; minutes at most).
 RERUN_BATCH = 500
 
@@ -39,12 +41,16 @@ class RerunRequest:
 
     query: str
     keys: tuple[str, ...] = ()
+    analysis: str = ""  # set: re-run this Analysis over the selection (else re-index it)
+    force: bool = False  # with analysis: new job keys even for identical inputs
 
     NAME = "rerun.requested"
     VERSION = 1
 
     def to_message(self) -> dict[str, Any]:
-        message: dict[str, Any] = {"v": self.VERSION, "query": self.query}
+        message: dict[str, Any] = {"type": self.NAME, "v": self.VERSION, "query": self.query}
+        if self.analysis:
+            message["analysis"], message["force"] = self.analysis, self.force
         if self.keys:
             message["keys"] = list(self.keys)
         return message
@@ -65,7 +71,12 @@ class RerunRequest:
             raise InputError('rerun message "keys" must be a list of object keys')
         for key in keys:
             layout.split_key(key)  # an unsafe or foreign key is an input error, not an object
-        return cls(query=str(message["query"]), keys=tuple(keys))
+        analysis, force = message.get("analysis") or "", message.get("force", False)
+        if not isinstance(analysis, str) or not isinstance(force, bool):
+            raise InputError('rerun message "analysis" must be text and "force" true or false')
+        if message.get("type", cls.NAME) != cls.NAME:
+            raise InputError(f"not a {cls.NAME} message: type {message.get('type')!r}")
+        return cls(query=str(message["query"]), keys=tuple(keys), analysis=analysis, force=force)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -81,6 +81,11 @@ def glob(field: str, pattern: str) -> Compare:
     return Compare(Field(field, 0), "~", Value(pattern, None, 0))
 
 
+def has_tag(tag: str, position: int = 0) -> Exists:
+    """``tag=final``: a record carries a tag when its flat view has ``tags.<tag>``."""
+    return Exists(Field(f"tags.{tag}", position))
+
+
 def fields_of(node: Node) -> list[Field]:
     """Every field the query mentions, in source order."""
     if isinstance(node, (Compare, In, Exists)):

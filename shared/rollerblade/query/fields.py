@@ -22,7 +22,9 @@ from rollerblade.query import ast
 from rollerblade.records import ScanRecord
 
 #: Namespaces whose sub-fields come from the data (sidecars, TSV columns).
-DYNAMIC_NAMESPACES = ("meta", "participant", "session")
+DYNAMIC_NAMESPACES = ("meta", "participant", "session", "tags")
+#: The sidecar key of a derivative's tags (``tag=final`` queries them as ``tags.final``).
+TAGS_KEY = "RollerbladeTags"
 #: Fields of the ``image.`` namespace (NIfTI header facts).
 IMAGE_FIELDS = (
     "nifti_version",
@@ -70,6 +72,11 @@ def flatten(record: ScanRecord) -> dict[str, Any]:
     if record.warning is not None:
         flat["warning"] = record.warning
     flat.update(record.entities)
+    tags = record.meta.get(TAGS_KEY) if "analysis" in flat else None
+    if isinstance(tags, list):
+        for tag in tags:
+            if isinstance(tag, str):
+                flat[f"tags.{tag}"] = True
     for namespace, values in (
         ("meta", record.meta),
         ("participant", record.participant),

@@ -139,10 +139,18 @@ class _Parser:
                 self.take()
                 values.append(self.value())
             self.expect_punct(")", "to close the IN list")
+            if field.name == "tag":
+                return ast.Or(tuple(ast.has_tag(v.text, v.position) for v in values))
             return ast.In(field, tuple(values))
         op = self.take()
         if op.kind != "op":
             raise self.error(f"expected an operator (= != < <= > >= ~ IN) after {field.name!r}", op)
+        if field.name == "tag":
+            if op.text not in ("=", "!="):
+                raise self.error("tag takes = or != (tag=final, tag!=final) or IN", op)
+            value = self.value()
+            tagged = ast.has_tag(value.text, value.position)
+            return tagged if op.text == "=" else ast.Not(tagged)
         return ast.Compare(field, op.text, self.value())  # type: ignore[arg-type]
 
     def field(self) -> ast.Field:

@@ -1,0 +1,204 @@
+"""CLI commands for the event-driven pipeline: ``rules``, ``serve``, ``status``,
+``events retry`` and ``rerun``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from rollerblade.errors import InputError
+from rollerblade.pipeline import automation, running
+from rollerblade.pipeline.messages import TOPICS
+from rollerblade.pipeline.worker import BucketWatcher, Worker
+
+if TYPE_CHECKING:
+    from rollerblade.cli.main import Context
+
+
+def _ctx() -> Context:
+    obj: Context = click.get_current_context().find_root().obj
+    return obj
+
+
+@click.group("rules")
+def rules() -> None:
+    """Pipeline rules: what runs, and what is tagged, when scans and jobs arrive."""
+
+
+@rules.command("apply")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def rules_apply(folder: Path) -> None:
+    """Validate the rule files of FOLDER (*.yaml) and make them the rules in force.
+
+    What is already indexed is evaluated again under the new rules (by ``serve``)."""
+    ctx = _ctx()
+    applied = automation.apply_rules(ctx.stack.services, folder, actor=ctx.actor)
+    datasets = automation.evaluate_everything(ctx.stack.services)
+    click.echo(f"applied {len(applied)} rules from {folder}; {datasets} datasets queued for evaluation")
+    for rule in applied:
+        click.echo(f"  {rule.name}: {_summary(rule)}")
+
+
+def _summary(rule: Any) -> str:
+    parts = [rule.on + (f" of {rule.of}" if rule.of else "")]
+    if rule.when:
+        parts.append(f"when {rule.when}")
+    if rule.run is not None:
+        parts.append(f"run {rule.run.analysis}")
+    if rule.requires:
+        parts.append(f"requires {rule.requires}")
+    if rule.tag is not None:
+        parts.append(f"tag {','.join(rule.tag.tags)}" + (f" where {rule.tag.query}" if rule.tag.query else ""))
+    return "; ".join(parts)
+
+
+@rules.command("list")
+def rules_list() -> None:
+    """List the rules in force."""
+    for rule in automation.current_rules(_ctx().stack.services):
+        click.echo(f"{rule.name}\t{_summary(rule)}")
+
+
+@rules.command("show")
+@click.argument("name")
+def rules_show(name: str) -> None:
+    """Show one rule as JSON (with the file and line it came from)."""
+    click.echo(json.dumps(automation.get_rule(_ctx().stack.services, name).to_doc(), indent=2))
+
+
+@rules.command("explain")
+@click.argument("target", metavar="DATASET/PATH")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def rules_explain(target: str, as_json: bool) -> None:
+    """Which rules match one record and why, and the jobs they would plan (nothing runs)."""
+    dataset, sep, path = target.partition("/")
+    if not sep or not path:
+        raise click.BadParameter("expected DATASET/PATH", param_hint="TARGET")
+    entries = automation.explain(_ctx().stack.services, dataset, path)
+    if as_json:
+        click.echo(json.dumps(entries, indent=2))
+        return
+    if not entries:
+        click.echo("no rules applied (rollerblade rules apply DIR)")
+    for entry in entries:
+        mark = "MATCH" if entry["matches"] else "no   "
+        click.echo(f"{mark} {entry['rule']}  ({entry['on']}; when {entry['when']})")
+        if entry.get("why"):
+            click.echo(f"      {entry['why']}")
+        for job in entry["jobs"]:
+            click.echo(f"      {job['state']}: {job['analysis']} on {job['slice']} (job {job['key'][:12]})")
+        if entry.get("tags"):
+            click.echo(f"      tags: {', '.join(entry['tags'])}")
+
+
+@click.command("serve")
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="Seconds between bucket scans when idle.",
+)
+@click.option("--parallel", type=click.IntRange(min=1), default=None, help="Jobs at once [default: what fits].")
+def serve(poll: float, parallel: int | None) -> None:
+    """Run the pipeline: index what lands in the bucket folder, evaluate the rules, run
+    jobs within this machine's CPUs and memory, tag results. Ctrl-C / SIGTERM stops
+    cleanly; after any stop, serve again resumes where it was."""
+    ctx = _ctx()
+    stack = ctx.stack
+    services = stack.services
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    running.claim_role("serve")
+    with running.exclusive_run(ctx.settings.work_root) as owner:
+        assert owner
+        worker = Worker(services, actor=ctx.actor, slots=parallel, watcher=BucketWatcher(services))
+
+        def stop(signum: int, _: Any) -> None:
+            click.echo(f"stopping ({signal.Signals(signum).name}): finishing the current step", err=True)
+            worker.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        click.echo(
+            f"serving {stack.settings.bucket_root} (executor {ctx.settings.executor}); "
+            "drop files under datasets/<name>/",
+            err=True,
+        )
+        worker.start()
+        worker.run(idle_sleep=poll)
+    click.echo("stopped", err=True)
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(as_json: bool) -> None:
+    """Queue depths, jobs by state, the last failures and dead letters."""
+    stack = _ctx().stack
+    bus: Any = stack.bus
+    jobs = stack.index.jobs()
+    doc: dict[str, Any] = {
+        "queues": {t: bus.pending(topic=t) for t in TOPICS} if hasattr(bus, "pending") else {},
+        "jobs": dict(Counter(j.state for j in jobs)),
+        "last_failures": [
+            {"key": j.key, "analysis": j.analysis, "slice": f"{j.dataset}/{j.slice_id}", "message": j.message}
+            for j in [j for j in jobs if j.state == "failed"][:5]
+        ],
+        "dead_letters": {
+            t: [{"id": i, "message": m, "error": e} for i, m, e in bus.dead_letters(topic=t)]
+            for t in TOPICS
+            if hasattr(bus, "dead_letters")
+        },
+    }
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo("queues:  " + ", ".join(f"{t} {n}" for t, n in doc["queues"].items()))
+    click.echo("jobs:    " + (", ".join(f"{s} {n}" for s, n in sorted(doc["jobs"].items())) or "none"))
+    for failure in doc["last_failures"]:
+        click.echo(f"failed:  {failure['key'][:12]} {failure['analysis']} {failure['slice']}: {failure['message']}")
+    for topic, letters in doc["dead_letters"].items():
+        for letter in letters:
+            click.echo(f"dead:    {topic} {letter['id'][:12]} {json.dumps(letter['message'])[:100]}: {letter['error']}")
+
+
+@click.group("events")
+def events() -> None:
+    """The durable event queue of the embedded store."""
+
+
+@events.command("retry")
+@click.option("--topic", type=click.Choice(TOPICS), default=None, help="Only this topic [default: all].")
+def events_retry(topic: str | None) -> None:
+    """Deliver dead-lettered messages again (after fixing what made them fail)."""
+    bus: Any = _ctx().stack.bus
+    if not hasattr(bus, "retry_dead"):
+        raise InputError("this store's bus keeps no dead letters here (Pub/Sub: use its dead-letter topics)")
+    count = sum(bus.retry_dead(topic=t) for t in ([topic] if topic else TOPICS))
+    click.echo(f"{count} dead-lettered messages queued again")
+
+
+@click.command("rerun")
+@click.argument("name", metavar="ANALYSIS")
+@click.option("--query", "query", default="", help="aBIDS query selecting the inputs (ANDed with the analysis' own).")
+@click.option("--force", is_flag=True, help="New job keys even for identical inputs (run everything again).")
+def rerun(name: str, query: str, force: bool) -> None:
+    """Plan ANALYSIS again over a selection and queue what must run; ``serve`` (or
+    ``run``) runs it. Without --force only new or changed inputs run."""
+    ctx = _ctx()
+    start = time.monotonic()
+    _, report = running.queue_run(ctx.stack.services, name, query, actor=ctx.actor, force=force)
+    click.echo(
+        f"{name}: {len(report.planned)} jobs planned, {len(report.queued)} queued, "
+        f"{len(report.done)} already done, {len(report.problems)} cannot run ({time.monotonic() - start:.1f} s)"
+    )
+
+
+COMMANDS = (rules, serve, status, events, rerun)

@@ -1,0 +1,267 @@
+"""The rule engine's use cases: apply, read and explain the rules; handle ``scan.indexed``
+and ``job.succeeded``/``job.failed`` by planning the jobs the rules ask for.
+
+The applied rules live in storage at :data:`RULES_KEY` (one JSON document: the rules,
+who applied them and when), so the local event loop and every Cloud Function instance
+read the same set; each reader caches it by the object's generation.
+
+Evaluation is level-triggered: an event says "look at this record"; the rules that fire
+plan the jobs of the slice around it, and :func:`~rollerblade.pipeline.jobflow.queue_jobs`
+queues only keys that are new. Duplicated, late or reordered events plan nothing twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rollerblade.analyses.spec import AnalysisSpec
+from rollerblade.errors import InputError, NotFound
+from rollerblade.pipeline.analyses import get_analysis
+from rollerblade.pipeline.events import publish_all
+from rollerblade.pipeline.jobflow import QueueReport, Services, queue_jobs
+from rollerblade.pipeline.messages import SCANS_TOPIC, JobResult, ScanIndexed
+from rollerblade.query import ast
+from rollerblade.query.fields import flatten
+from rollerblade.query.parser import parse_query
+from rollerblade.records import Actor, ScanRecord
+from rollerblade.rules.engine import effective_spec, fired, slice_filter, usable
+from rollerblade.rules.model import Rule, Trigger, load_rule_files, validate
+
+RULES_KEY = "config/pipeline-rules.json"
+
+_cache: dict[int, tuple[int, list[Rule]]] = {}
+_cache_lock = threading.Lock()
+
+
+def apply_rules(services: Services, folder: Path, *, actor: Actor) -> list[Rule]:
+    """Validate the rule files of ``folder`` against the registered Analyses and make them
+    the rules every handler uses (replacing the previous set)."""
+    rules = load_rule_files(folder)
+    specs = {doc["name"]: AnalysisSpec.from_doc(doc["spec"]) for doc in services.index.analyses()}
+    validate(rules, specs)
+    doc = {
+        "rules": [r.to_doc() for r in rules],
+        "applied_by": actor,
+        "applied_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    services.storage.put_bytes(key=RULES_KEY, data=json.dumps(doc, indent=2).encode())
+    return rules
+
+
+def evaluate_everything(services: Services) -> int:
+    """Ask the rule engine to look at every record again (after the rules changed):
+    one ``scan.indexed`` per dataset, covering all its records; returns how many."""
+    names = [d.name for d in services.index.datasets()]
+    publish_all(services.bus, [ScanIndexed(n, "").to_message() for n in names], topic=SCANS_TOPIC)
+    return len(names)
+
+
+def current_rules(services: Services) -> list[Rule]:
+    """The applied rules ([] when none), cached by the stored document's generation."""
+    generation = services.storage.generation(key=RULES_KEY)
+    if generation is None:
+        return []
+    with _cache_lock:
+        cached = _cache.get(id(services.storage))
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+    try:
+        doc = json.loads(services.storage.read(key=RULES_KEY))
+    except NotFound:
+        return []
+    rules = [Rule.from_doc(r) for r in doc.get("rules", [])]
+    with _cache_lock:
+        _cache[id(services.storage)] = (generation, rules)
+    return rules
+
+
+def get_rule(services: Services, name: str) -> Rule:
+    for rule in current_rules(services):
+        if rule.name == name:
+            return rule
+    known = ", ".join(r.name for r in current_rules(services)) or "no rules applied"
+    raise NotFound("rule", f"{name} ({known})")
+
+
+def tag_rules_of(services: Services) -> Any:
+    """For :func:`~rollerblade.pipeline.jobflow.on_job_ended`: the (query, tags) of the
+    job.succeeded rules of an Analysis that tag."""
+
+    def of(analysis: str) -> list[tuple[ast.Node, tuple[str, ...]]]:
+        return [
+            (ast.And((r.when_node, parse_query(r.tag.query))), r.tag.tags)
+            for r in current_rules(services)
+            if r.on == "job.succeeded" and r.of == analysis and r.tag is not None
+        ]
+
+    return of
+
+
+# -- evaluation ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Planned:
+    """What the rules planned for a batch of events."""
+
+    fired: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (rule, dataset, path)
+    waiting: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # requires not met yet
+    reports: list[QueueReport] = dataclasses.field(default_factory=list)
+
+    @property
+    def queued(self) -> int:
+        return sum(len(r.queued) for r in self.reports)
+
+
+def on_scans_indexed(
+    services: Services, events: Sequence[ScanIndexed], *, actor: Actor, dry_run: bool = False
+) -> Planned:
+    """Plan what the ``scan.indexed`` rules ask for the records these events name."""
+    rules = [r for r in current_rules(services) if r.on == "scan.indexed" and r.run is not None]
+    planned = Planned()
+    if not rules:
+        return planned
+    seen: set[tuple[str, str]] = set()
+    triggers: list[tuple[ScanRecord, None]] = []
+    for event in events:
+        if (event.dataset, event.path) in seen:
+            continue
+        seen.add((event.dataset, event.path))
+        triggers.extend((r, None) for r in _records_of(services, event))
+    _plan(services, rules, "scan.indexed", triggers, planned, actor=actor, dry_run=dry_run)
+    return planned
+
+
+def on_job_result(services: Services, result: JobResult, *, actor: Actor, dry_run: bool = False) -> Planned:
+    """Plan what the ``job.succeeded``/``job.failed`` rules of the job's Analysis ask, for
+    each record the job produced (succeeded) or processed (failed)."""
+    trigger: Trigger = "job.succeeded" if result.succeeded else "job.failed"
+    rules = [r for r in current_rules(services) if r.on == trigger and r.of == result.analysis and r.run is not None]
+    planned = Planned()
+    job = services.index.get_job(key=result.key)
+    if not rules or job is None:
+        return planned
+    paths = [f"derivatives/{job.analysis}/{p}" for p in job.outputs] if result.succeeded else list(job.sources)
+    records = [services.index.get_record(dataset=job.dataset, path=p) for p in paths]
+    triggers = [(r, result.analysis) for r in records if r is not None and r.error is None]
+    _plan(services, rules, trigger, triggers, planned, actor=actor, dry_run=dry_run)
+    return planned
+
+
+def _records_of(services: Services, event: ScanIndexed) -> Iterable[ScanRecord]:
+    if event.path == "" or event.path.endswith("/"):
+        return services.index.records(dataset=event.dataset, prefix=event.path)
+    record = services.index.get_record(dataset=event.dataset, path=event.path)
+    return [record] if record is not None else []
+
+
+def _plan(
+    services: Services,
+    rules: list[Rule],
+    trigger: Trigger,
+    triggers: Iterable[tuple[ScanRecord, str | None]],
+    planned: Planned,
+    *,
+    actor: Actor,
+    dry_run: bool,
+) -> None:
+    specs: dict[str, tuple[AnalysisSpec, dict[str, Any]]] = {}
+    done: set[tuple[str, str, str]] = set()
+    for record, of in triggers:
+        if record.error is not None:
+            continue
+        flat = flatten(record)
+        for rule in fired(rules, trigger, of, flat):
+            assert rule.run is not None
+            name = rule.run.analysis
+            if name not in specs:
+                try:
+                    specs[name] = get_analysis(name, index=services.index)
+                except NotFound:
+                    continue  # unregistered since the rules were applied: nothing to run
+            base, doc = specs[name]
+            spec = effective_spec(base, rule)
+            around = slice_filter(spec.slice, record.dataset, record.path, record.entities)
+            slice_key = (rule.name, record.dataset, _slice_id(spec.slice, record))
+            if slice_key in done:
+                continue
+            done.add(slice_key)
+            planned.fired.append((rule.name, record.dataset, record.path))
+            requires = rule.requires_node
+            if requires is not None and services.index.count(node=ast.And((around, requires))) == 0:
+                planned.waiting.append((rule.name, record.dataset, record.path))
+                continue
+            members = list(services.index.query(node=usable(ast.And((around, parse_query(spec.input))))))
+            if not members:
+                continue
+            planned.reports.append(
+                queue_jobs(services, spec, doc, members, actor=actor, rule=rule.name, dry_run=dry_run)
+            )
+
+
+def _slice_id(kind: str, record: ScanRecord) -> str:
+    sub, ses = record.entities.get("sub"), record.entities.get("ses")
+    if kind == "scan" or not sub:
+        return record.path
+    return f"sub-{sub}/ses-{ses}" if kind == "session" and ses else f"sub-{sub}"
+
+
+def explain(services: Services, dataset: str, path: str) -> list[dict[str, Any]]:
+    """Which rules match this record and why, and the jobs they would plan (nothing runs)."""
+    record = services.index.get_record(dataset=dataset, path=path)
+    if record is None:
+        raise NotFound("record", f"{dataset}/{path}")
+    flat = flatten(record)
+    lines = []
+    for rule in current_rules(services):
+        trigger: Trigger = rule.on
+        if trigger == "scan.indexed":
+            applies = True
+        else:
+            applies = record.path.startswith(f"derivatives/{rule.of}/") if trigger == "job.succeeded" else True
+        match = applies and bool(fired([rule], trigger, rule.of, flat))
+        entry: dict[str, Any] = {
+            "rule": rule.name,
+            "on": rule.on + (f" of {rule.of}" if rule.of else ""),
+            "when": rule.when or "(every record)",
+            "matches": match,
+            "jobs": [],
+        }
+        if not applies:
+            entry["why"] = f"the record was not produced by {rule.of}"
+        elif not match:
+            entry["why"] = "'when' does not match this record"
+        if match and rule.run is not None:
+            planned = Planned()
+            _plan(services, [rule], trigger, [(record, rule.of)], planned, actor=Actor("explain"), dry_run=True)
+            if planned.waiting:
+                entry["why"] = f"waits: nothing in the slice matches requires ({rule.requires})"
+            for report in planned.reports:
+                for job in report.planned:
+                    state = "done" if job.key in report.done else "queued" if job.key in report.queued else "exists"
+                    if job.key not in report.done and job.key not in report.busy:
+                        state = "would run"
+                    entry["jobs"].append(
+                        {
+                            "key": job.key,
+                            "analysis": rule.run.analysis,
+                            "slice": job.slice_id,
+                            "sources": list(job.sources),
+                            "state": state,
+                        }
+                    )
+        if match and rule.tag is not None:
+            entry["tags"] = list(rule.tag.tags)
+        lines.append(entry)
+    return lines
+
+
+def check_rules_folder(folder: Path) -> None:
+    if not folder.exists():
+        raise InputError(f"{folder}: no such folder of rule files")

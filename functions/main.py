@@ -5,6 +5,12 @@ acknowledged, and a bad object (corrupt NIfTI, malformed name) is indexed with i
 
 * ``index_object``: bucket object events, as a Cloud Storage CloudEvent or as a Pub/Sub
   message carrying a bucket notification.
+* ``rule_engine``: ``scan.indexed`` (scans topic) and ``job.succeeded``/``job.failed``
+  (job-results topic) messages: the pipeline rules plan jobs and queue them.
+* ``job_events``: ``job.queued`` (job-queue topic: submit to the executor) and
+  ``job.ended`` (jobs topic: check, commit, index and tag the outputs, then publish the
+  job's result). Until the GKE executor exists, jobs run on the function host's Docker
+  engine (``ROLLERBLADE_EXECUTOR``), whose ends this function publishes itself.
 * ``rerun``: a Pub/Sub message whose body is ``{"query": "<aBIDS query>"}``; a selection
   larger than ``ROLLERBLADE_RERUN_BATCH`` is fanned out as one message per batch on the
   reruns topic (``ROLLERBLADE_TOPIC_PREFIX`` + ``reruns``), which this function receives too.
@@ -17,6 +23,7 @@ recorded on what the functions index); the stack is opened once per instance.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 from typing import Any
@@ -24,7 +31,9 @@ from typing import Any
 import functions_framework
 
 from rollerblade.errors import InputError
-from rollerblade.pipeline import indexing, notifications, reruns
+from rollerblade.pipeline import dispatch, indexing, jobflow, notifications, reruns
+from rollerblade.pipeline.events import announce
+from rollerblade.pipeline.messages import JOBS_TOPIC, QUEUE_TOPIC, RERUNS_TOPIC, RESULTS_TOPIC, SCANS_TOPIC
 from rollerblade.records import Actor
 from rollerblade.settings import Settings
 from rollerblade.stack import Stack, open_stack
@@ -53,6 +62,8 @@ def index_object(cloud_event: Any) -> None:
         log.info("ignored %s for bucket %r", cloud_event["type"], bucket)
         return
     outcome = indexing.index_object(event, storage=s.storage, index=s.index, actor=Actor(s.settings.function_actor))
+    if s.settings.topic_prefix:  # a deployment: the rule engine listens on the scans topic
+        announce(s.bus, [outcome])
     log.info("%s %s: %s%s", event.kind, event.key, outcome.action, f" ({outcome.error})" if outcome.error else "")
 
 
@@ -76,3 +87,44 @@ def rerun(cloud_event: Any) -> None:
         report.indexed,
         report.published,
     )
+
+
+#: Which topic's handler a message's ``type`` goes to.
+TYPE_TOPICS = {
+    "scan.indexed": SCANS_TOPIC,
+    "job.succeeded": RESULTS_TOPIC,
+    "job.failed": RESULTS_TOPIC,
+    "job.queued": QUEUE_TOPIC,
+    "job.ended": JOBS_TOPIC,
+    "rerun.requested": RERUNS_TOPIC,
+}
+
+
+def _deliver(cloud_event: Any, accepted: tuple[str, ...]) -> None:
+    """Decode a Pub/Sub push delivery and hand it to the dispatcher (an exception makes
+    Pub/Sub deliver it again; a message that can never succeed is logged and acked)."""
+    try:
+        data = base64.b64decode(((cloud_event.data or {}).get("message") or {}).get("data") or b"")
+        message = json.loads(data)
+        topic = TYPE_TOPICS[message["type"]]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        log.error("message acknowledged without action (not a Rollerblade event): %s", e)
+        return
+    if topic not in accepted:
+        log.error("%s message acknowledged without action: this function handles %s", message["type"], accepted)
+        return
+    s = stack()
+    services = s.services
+    if topic == QUEUE_TOPIC and getattr(services.executor, "on_end", "absent") is None:
+        services.executor.on_end = lambda: jobflow.collect(services)  # type: ignore[attr-defined]
+    dispatch.deliver(services, topic, message, actor=Actor(s.settings.function_actor))
+
+
+@functions_framework.cloud_event
+def rule_engine(cloud_event: Any) -> None:
+    _deliver(cloud_event, (SCANS_TOPIC, RESULTS_TOPIC))
+
+
+@functions_framework.cloud_event
+def job_events(cloud_event: Any) -> None:
+    _deliver(cloud_event, (QUEUE_TOPIC, JOBS_TOPIC))

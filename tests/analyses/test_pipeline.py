@@ -81,9 +81,13 @@ def test_scans_dropped_in_the_bucket_run_the_whole_chain_and_are_tagged(
     assert Counter((j.analysis, j.state) for j in stack.index.jobs()) == jobs
 
     # New content for one scan: only its own chain runs again, and its tags move.
-    first = sorted(r.path for r in querying.find_records("suffix=T1w AND NOT exists(analysis)", index=stack.index, actor=ACTOR))[0]
+    first = sorted(
+        r.path for r in querying.find_records("suffix=T1w AND NOT exists(analysis)", index=stack.index, actor=ACTOR)
+    )[0]
     image = stack.settings.bucket_root / "datasets" / "drop" / first
-    other = sorted(r.path for r in querying.find_records("suffix=T1w AND NOT exists(analysis)", index=stack.index, actor=ACTOR))[1]
+    other = sorted(
+        r.path for r in querying.find_records("suffix=T1w AND NOT exists(analysis)", index=stack.index, actor=ACTOR)
+    )[1]
     shutil.copyfile(stack.settings.bucket_root / "datasets" / "drop" / other, image)
     settle(worker, services)
     after = Counter(j.analysis for j in stack.index.jobs())

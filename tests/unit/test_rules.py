@@ -47,11 +47,17 @@ RULE = """rules:
     ("text", "message"),
     [
         (RULE.replace("    when:", "    wen:"), "rules.yaml:4: rule 'r1': unknown key 'wen' (did you mean 'when'?)"),
-        (RULE.replace("run: brain-mask", "run: brain-msk"), "unknown analysis 'brain-msk' (did you mean 'brain-mask'?)"),
+        (
+            RULE.replace("run: brain-mask", "run: brain-msk"),
+            "unknown analysis 'brain-msk' (did you mean 'brain-mask'?)",
+        ),
         (RULE.replace("scan.indexed", "scan.index"), "rules.yaml:3: rule 'r1': on: 'scan.index' is not one of"),
         (RULE.replace("suffix=T1w", "sufix=T1w"), "rules.yaml:4: rule 'r1': when: unknown field 'sufix'"),
         (RULE.replace("suffix=T1w AND", "suffix=T1w AND AND"), "rules.yaml:4: rule 'r1': when:"),
-        (RULE + "  - name: r1\n    on: scan.indexed\n    run: qc-snapshot\n", "rules.yaml:6: rule 'r1' is defined twice"),
+        (
+            RULE + "  - name: r1\n    on: scan.indexed\n    run: qc-snapshot\n",
+            "rules.yaml:6: rule 'r1' is defined twice",
+        ),
         (RULE.replace("    run: brain-mask\n", ""), "says neither what to run ('run') nor what to tag ('tag')"),
         (RULE.replace("run: brain-mask", "tag: {tags: [final]}"), "only job.succeeded rules tag"),
         (RULE.replace("scan.indexed", "job.succeeded"), "needs 'of': the Analysis whose jobs it follows"),
@@ -139,9 +145,18 @@ def test_fired_and_slice() -> None:
 
 def test_tag_queries() -> None:
     tagged = ScanRecord(
-        "ds", "derivatives/a/sub-01/anat/x_mask.nii.gz", {"suffix": "mask"}, {"RollerbladeTags": ["final"]}, {}, {}, {}, {}
+        "ds",
+        "derivatives/a/sub-01/anat/x_mask.nii.gz",
+        {"suffix": "mask"},
+        {"RollerbladeTags": ["final"]},
+        {},
+        {},
+        {},
+        {},
     )
-    plain = ScanRecord("ds", "sub-01/anat/x_T1w.nii.gz", {"suffix": "T1w"}, {"RollerbladeTags": ["final"]}, {}, {}, {}, {})
+    plain = ScanRecord(
+        "ds", "sub-01/anat/x_T1w.nii.gz", {"suffix": "T1w"}, {"RollerbladeTags": ["final"]}, {}, {}, {}, {}
+    )
     assert matches(parse_query("tag=final"), flatten(tagged))
     assert not matches(parse_query("tag=final"), flatten(plain))  # only derivatives carry tags
     assert matches(parse_query("tag!=display AND tag IN (x, final)"), flatten(tagged))

@@ -17,7 +17,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from rollerblade.analyses.jobs import JobEnded, Outcome
@@ -73,6 +73,9 @@ class LocalExecutor(Executor):
         self._lock = threading.Lock()
         self._threads: dict[str, threading.Thread] = {}
         self._ended: dict[str, JobEnded] = {}
+        #: Called (from the attempt's thread) when an attempt ends: a process with no event
+        #: loop of its own (a function) publishes the end right away.
+        self.on_end: Callable[[], object] | None = None
 
     @abc.abstractmethod
     def run(self, *, spec: ExecSpec) -> ExecResult:
@@ -129,6 +132,11 @@ class LocalExecutor(Executor):
         with self._lock:
             self._threads.pop(spec.job_key, None)
             self._ended[spec.job_key] = ended
+        if self.on_end is not None:
+            try:
+                self.on_end()
+            except Exception:  # the end stays in finished(); the next collect publishes it
+                log.exception("publishing the end of job %s failed", spec.job_key[:12])
 
     def _stage_run_store(self, spec: JobSpec, folder: Path) -> JobEnded:
         shutil.rmtree(folder, ignore_errors=True)

@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -112,21 +113,24 @@ def serve(poll: float, parallel: int | None) -> None:
     """Run the pipeline: index what lands in the bucket folder, evaluate the rules, run
     jobs within this machine's CPUs and memory, tag results. Ctrl-C / SIGTERM stops
     cleanly; after any stop, serve again resumes where it was."""
+    stopping = threading.Event()
+
+    def stop(signum: int, _: Any) -> None:
+        click.echo(f"stopping ({signal.Signals(signum).name}): finishing the current step", err=True)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     ctx = _ctx()
     stack = ctx.stack
     services = stack.services
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("bidsschematools").setLevel(logging.WARNING)
     running.claim_role("serve")
     with running.exclusive_run(ctx.settings.work_root) as owner:
         assert owner
         worker = Worker(services, actor=ctx.actor, slots=parallel, watcher=BucketWatcher(services))
-
-        def stop(signum: int, _: Any) -> None:
-            click.echo(f"stopping ({signal.Signals(signum).name}): finishing the current step", err=True)
-            worker.stopping.set()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        worker.stopping = stopping
         click.echo(
             f"serving {stack.settings.bucket_root} (executor {ctx.settings.executor}); "
             "drop files under datasets/<name>/",

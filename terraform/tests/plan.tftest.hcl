@@ -91,3 +91,20 @@ run "rejects_too_few_delivery_attempts" {
   }
   expect_failures = [var.max_delivery_attempts]
 }
+
+run "every_pipeline_event_has_a_topic_a_function_and_dead_letters" {
+  command = plan
+
+  assert {
+    condition     = toset(keys(google_pubsub_topic.pipeline)) == toset(["scans", "job-results", "job-queue", "jobs"])
+    error_message = "scan.indexed, job results, the job queue and job ends each need a topic"
+  }
+  assert {
+    condition     = alltrue([for s in google_pubsub_subscription.pipeline : s.dead_letter_policy[0].max_delivery_attempts == var.max_delivery_attempts])
+    error_message = "pipeline subscriptions dead-letter poison messages"
+  }
+  assert {
+    condition     = google_cloudfunctions2_function.pipeline["rule_engine"].build_config[0].entry_point == "rule_engine"
+    error_message = "the rule engine function runs functions/main.py:rule_engine"
+  }
+}

@@ -29,7 +29,12 @@ def test_terraform_is_formatted() -> None:
 def test_functions_and_settings_match_the_code() -> None:
     text = "".join(p.read_text() for p in TERRAFORM.glob("*.tf"))
     main = (ROOT / "functions" / "main.py").read_text()
-    for entry in re.findall(r'entry_point\s*=\s*"(\w+)"', text):
+    entries = re.findall(r'entry_point\s*=\s*"(\w+)"', text)
+    entries += re.findall(
+        r'^\s*(\w+)\s*=\s*"rollerblade-[\w-]+"\s*$', text.split("pipeline_functions = {", 1)[1].split("}", 1)[0], re.M
+    )
+    assert {"index_object", "rerun", "rule_engine", "job_events"} <= set(entries)
+    for entry in entries:
         assert f"def {entry}(" in main, entry
     from rollerblade.settings import ENV_PREFIX, Settings
 
@@ -97,4 +102,4 @@ def test_terraform_tests_pass_with_a_mocked_provider(
     offline_terraform: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     result = offline_terraform("test")
-    assert result.returncode == 0 and "6 passed, 0 failed" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 0 and "7 passed, 0 failed" in result.stdout, result.stdout + result.stderr

@@ -20,7 +20,8 @@ from pathlib import Path
 from rollerblade.demo import sources
 from rollerblade.demo.cohort import DEMO, file_count, write_cohort
 from rollerblade.errors import AlreadyExists, InputError, TemporaryError
-from rollerblade.pipeline import analyses, download, importing, querying, running
+from rollerblade.pipeline import analyses, automation, download, importing, querying, running
+from rollerblade.pipeline.worker import BucketWatcher, Worker
 from rollerblade.records import Actor
 from rollerblade.stack import Stack
 
@@ -147,6 +148,9 @@ def run_demo(
         echo(f"   {target / dataset}: {files} files (a valid BIDS dataset)")
     if analyses_dir is not None:
         run_analyses(stack, actor=actor, workdir=workdir, analyses_dir=analyses_dir, echo=echo)
+        rules_dir = analyses_dir.parent / "pipeline_rules"
+        if rules_dir.is_dir() and stack.settings.backend == "local":
+            automate(stack, actor=actor, rules_dir=rules_dir, echo=echo)
     echo(f"Done in {time.perf_counter() - started:.1f} s. Store: {stack.settings.home}")
     echo(f"Try: rollerblade --home {stack.settings.home} query 'participant.sex=F AND suffix=bold' --json")
 
@@ -208,6 +212,38 @@ def run_analyses(stack: Stack, *, actor: Actor, workdir: Path, analyses_dir: Pat
     ):
         count = querying.count_records(text, index=stack.index, actor=actor)
         echo(f"   {count:4d} records  {title}\n          rollerblade query '{text}'")
+
+
+def automate(stack: Stack, *, actor: Actor, rules_dir: Path, echo: Callable[[str], None]) -> None:
+    """Apply the pipeline rules, copy a new scan into the bucket folder and let the event
+    loop (what ``rollerblade serve`` runs) take it from there: no ``run`` command."""
+    try:
+        services = stack.services
+        _ = services.executor
+    except TemporaryError as e:
+        echo(f"6. Skipping the pipeline rules: {e}")
+        return
+    t0 = time.perf_counter()
+    rules = automation.apply_rules(services, rules_dir, actor=actor)
+    echo(f"6. Automating with {len(rules)} pipeline rules ({rules_dir}): rollerblade rules apply {rules_dir}")
+    drop = stack.settings.bucket_root / "datasets" / "dropzone"
+    anat = drop / "sub-new" / "anat"
+    anat.mkdir(parents=True, exist_ok=True)
+    (drop / "dataset_description.json").write_text(json.dumps({"Name": "Drop zone", "BIDSVersion": "1.10.0"}))
+    (drop / "participants.tsv").write_text("participant_id\tage\tsex\nsub-new\t41\tF\n")
+    shutil.copyfile(sources.mni_t1(), anat / "sub-new_T1w.nii.gz")  # a plain copy, as a scanner's export
+    echo(f"   copied a new T1w into the bucket folder: {anat / 'sub-new_T1w.nii.gz'}")
+    worker = Worker(services, actor=actor, watcher=BucketWatcher(services))
+    worker.start()
+    settled = worker.run_until_idle(timeout=900)
+    worker.shutdown()
+    for job in sorted(stack.index.jobs(), key=lambda j: j.started or ""):
+        if job.dataset == "dropzone":
+            echo(f"   {job.state:9s} {job.analysis:15s} {job.slice_id}  (rule {job.rule})")
+    echo(f"   {'settled' if settled else 'still busy'} in {time.perf_counter() - t0:.1f} s; the files tagged final:")
+    for record in querying.find_records("dataset=dropzone AND tag=final", index=stack.index, actor=actor):
+        echo(f"     {record.path}  tags {', '.join(record.meta.get('RollerbladeTags', []))}")
+    echo("   The same loop runs as a service: rollerblade serve (then drop files under datasets/<name>/)")
 
 
 def colin27_dice(stack: Stack, *, actor: Actor, workdir: Path) -> float | None:

@@ -227,6 +227,19 @@ class Worker:
         finally:
             self.shutdown()
 
+    def run_until_idle(self, *, timeout: float = 3600.0) -> bool:
+        """Step until nothing is queued or running (two idle steps in a row); False on timeout."""
+        deadline, idle = time.monotonic() + timeout, 0
+        while time.monotonic() < deadline:
+            idle = idle + 1 if self.step() == 0 else 0
+            if idle >= 2 and not self.busy and not any(topic_depths(self.services).values()):
+                states = {job.state for job in self.services.index.jobs(state="planned")}
+                states |= {job.state for job in self.services.index.jobs(state="running")}
+                if not states:
+                    return True
+            time.sleep(0.05)
+        return False
+
     def shutdown(self) -> None:
         if self._running:
             self.services.executor.stop_all()

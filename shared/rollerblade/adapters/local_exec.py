@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from rollerblade.analyses.jobs import JobEnded, Outcome
+from rollerblade.errors import NotFound
 from rollerblade.ports import Executor, JobSpec, Storage
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,8 @@ class LocalExecutor(Executor):
         folder = self.workdir / "jobs" / f"{spec.job_key[:16]}-{spec.attempt}"
         try:
             ended = self._stage_run_store(spec, folder)
+        except NotFound as e:  # an input deleted between planning and staging
+            ended = JobEnded(spec.job_key, spec.attempt, "error", message=f"cannot stage the slice: {e} (deleted?)")
         except Exception as e:  # an outage while staging or storing: the attempt ends in error
             log.exception("job %s attempt %d failed in the executor", spec.job_key[:12], spec.attempt)
             ended = JobEnded(spec.job_key, spec.attempt, "error", message=f"executor: {type(e).__name__}: {e}")

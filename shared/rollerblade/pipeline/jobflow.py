@@ -286,6 +286,10 @@ def on_job_ended(services: Services, ended: JobEnded, *, actor: Actor, tag_rules
         spec = None
     where = f"; logs: rollerblade logs {job.key[:12]} ({logs_key(job)})"
     problem = _problem(ended, job)
+    if problem is None:
+        gone = [p for p in job.sources if index.get_record(dataset=job.dataset, path=p) is None]
+        if gone:  # a source deleted while the job ran: its derivatives must not appear
+            problem = f"source {job.dataset}/{gone[0]} was deleted while the job ran; outputs discarded"
     prefix = output_prefix(job.key, ended.attempt)
     stamped = dataclasses.replace(
         job,

@@ -255,3 +255,31 @@ def test_a_field_another_writer_just_added_is_queryable(
     added = dataclasses.replace(records[0], path="sub-x/anat/sub-x_T1w.nii.gz", meta={"BrandNewKey": 7})
     writer.put_records(records=[added])
     assert querying.count_records("meta.BrandNewKey=7", index=index, actor=Actor("t")) == 1
+
+
+def test_job_state_changes_are_compare_and_set_under_concurrency(index: Index) -> None:
+    """Two deliveries of one event move a job at most once: create_job and swap_job are
+    atomic, whoever loses is told so (threads here, each a concurrent handler)."""
+    import concurrent.futures
+    import dataclasses
+
+    from rollerblade.analyses.jobs import JobRecord
+
+    job = JobRecord(
+        key="k" * 64, analysis="a", version="1", dataset="ds", slice_id="sub-01", state="planned",
+        image_digest="sha256:x", params={}, sources=("sub-01/anat/sub-01_T1w.nii.gz",), outputs=("o.nii.gz",),
+    )  # fmt: skip
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        created = list(pool.map(lambda _: index.create_job(job=job), range(8)))
+    assert created.count(True) == 1
+    running = dataclasses.replace(job, state="running", attempts=1)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        moved = list(pool.map(lambda _: index.swap_job(job=running, state="planned", attempts=0), range(8)))
+    assert moved.count(True) == 1
+    assert index.swap_job(job=dataclasses.replace(running, state="succeeded"), state="running", attempts=2) is False
+    assert index.swap_job(
+        job=dataclasses.replace(running, state="succeeded", tags=("final",)), state="running", attempts=1
+    )
+    stored = index.get_job(key=job.key)
+    assert stored is not None and (stored.state, stored.attempts, stored.tags) == ("succeeded", 1, ("final",))
+    assert [j.key for j in index.jobs(state="succeeded")] == [job.key]

@@ -126,8 +126,7 @@ def serve(poll: float, parallel: int | None) -> None:
     services = stack.services
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("bidsschematools").setLevel(logging.WARNING)
-    running.claim_role("serve")
-    with running.exclusive_run(ctx.settings.work_root) as owner:
+    with running.exclusive_run(ctx.settings.work_root, role="serve") as owner:
         assert owner
         worker = Worker(services, actor=ctx.actor, slots=parallel, watcher=BucketWatcher(services))
         worker.stopping = stopping

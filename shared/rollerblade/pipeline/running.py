@@ -164,7 +164,7 @@ def run_analysis(
 
 
 @contextlib.contextmanager
-def exclusive_run(workdir: Path, *, wait_for_serve: bool = False) -> Iterator[bool]:
+def exclusive_run(workdir: Path, *, role: str = "run", wait_for_serve: bool = False) -> Iterator[bool]:
     """One event loop at a time per store runs jobs (``run`` or ``serve``): the orphan
     cleanup at its start must not kill the containers of another live one.
 
@@ -187,16 +187,8 @@ def exclusive_run(workdir: Path, *, wait_for_serve: bool = False) -> Iterator[bo
             ) from None
         try:
             lock.truncate(0)
-            lock.write(f"{_ROLE.get('role', 'run')} {os.getpid()}\n")
+            lock.write(f"{role} {os.getpid()}\n")
             lock.flush()
             yield True
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-#: What the process holding the store lock calls itself ("run" or "serve").
-_ROLE: dict[str, str] = {}
-
-
-def claim_role(role: str) -> None:
-    _ROLE["role"] = role

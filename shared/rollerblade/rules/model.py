@@ -277,7 +277,7 @@ def _tag(value: Any, fail: Any) -> TagSpec | None:
     tags = value.get("tags")
     if isinstance(tags, str):
         tags = [tags]
-    if not isinstance(tags, list) or not tags or not all(isinstance(t, str) and _TAG_OK(t) for t in tags):
+    if not isinstance(tags, list) or not tags or not all(isinstance(t, str) and _valid_tag(t) for t in tags):
         raise fail("tag.tags", "must be a list of tag names (letters, digits, '-' and '_')")
     query = value.get("query") or ""
     if not isinstance(query, str):
@@ -285,7 +285,7 @@ def _tag(value: Any, fail: Any) -> TagSpec | None:
     return TagSpec(query, tuple(tags))
 
 
-def _TAG_OK(tag: str) -> bool:  # noqa: N802 - a predicate table entry
+def _valid_tag(tag: str) -> bool:
     return bool(tag) and len(tag) <= 64 and all(c.isalnum() or c in "-_" for c in tag)
 
 

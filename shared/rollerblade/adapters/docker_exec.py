@@ -114,15 +114,15 @@ class DockerExecutor(LocalExecutor):
         timed_out = False
         try:
             container.start()
-            reader = threading.Thread(target=self._copy_logs, args=(container, log), daemon=True)
-            reader.start()
             try:
                 code = int(container.wait(timeout=spec.timeout)["StatusCode"])
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
                 timed_out = True
                 container.kill()
                 code = int(container.wait(timeout=60)["StatusCode"])
-            reader.join(timeout=30)
+            # read the logs once the container has exited: a following stream can end
+            # before the engine has delivered a fast writer's last megabytes
+            self._copy_logs(container, log)
             container.reload()
             oom = bool(container.attrs["State"].get("OOMKilled"))
         except docker.errors.APIError as e:
@@ -148,7 +148,7 @@ class DockerExecutor(LocalExecutor):
     @staticmethod
     def _copy_logs(container: Any, log: CappedLog) -> None:
         try:
-            for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+            for chunk in container.logs(stream=True, follow=False, stdout=True, stderr=True):
                 log.write(chunk)
         except (docker.errors.APIError, requests.exceptions.RequestException):
             pass

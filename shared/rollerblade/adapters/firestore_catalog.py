@@ -17,6 +17,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from rollerblade.analyses.jobs import JobRecord
+from rollerblade.errors import TemporaryError
 from rollerblade.records import DatasetInfo
 
 T = TypeVar("T")
@@ -102,20 +103,23 @@ class FirestoreCatalog:
         return True
 
     def swap_job(self, *, job: JobRecord, state: str, attempts: int) -> bool:
+        """Optimistic compare-and-set: read, then write only if the document's update time
+        is still the one read (a precondition; no transaction lock to contend on)."""
         ref = self._col("jobs").document(job.key)
         data = {"analysis": job.analysis, "state": job.state, "updated": time.time(), "doc": json.dumps(job.to_doc())}
-
-        @firestore.transactional  # type: ignore[untyped-decorator]
-        def apply(transaction: Any) -> bool:
-            snap = ref.get(transaction=transaction)
+        for _ in range(20):
+            snap = self._call("get", ref.get)
             if not snap.exists or snap.get("state") != state:
                 return False
             if json.loads(snap.get("doc")).get("attempts", 0) != attempts:
                 return False
-            transaction.set(ref, data)
+            option = self._db.write_option(last_update_time=snap.update_time)
+            try:
+                ref.update(data, option=option)
+            except (gexc.FailedPrecondition, gexc.Aborted, gexc.NotFound):
+                continue  # written meanwhile: read again and decide again
             return True
-
-        return bool(self._call("transaction", lambda: apply(self._db.transaction())))
+        raise TemporaryError(f"job {job.key[:12]} keeps changing under this update; try again later")
 
     def get_job(self, *, key: str) -> JobRecord | None:
         snap = self._call("get", self._col("jobs").document(key).get)

@@ -192,6 +192,10 @@ class Index(abc.ABC):
         """Store ``job`` only if no job has its key; atomic (of two concurrent calls
         exactly one returns True)."""
 
+    def create_jobs(self, *, jobs: Sequence[JobRecord]) -> list[bool]:
+        """:meth:`create_job` for each job (adapters may write them in one transaction)."""
+        return [self.create_job(job=job) for job in jobs]
+
     @abc.abstractmethod
     def swap_job(self, *, job: JobRecord, state: str, attempts: int) -> bool:
         """Replace the job only while it is still in ``state`` with ``attempts`` (compare

@@ -283,3 +283,7 @@ def test_job_state_changes_are_compare_and_set_under_concurrency(index: Index) -
     stored = index.get_job(key=job.key)
     assert stored is not None and (stored.state, stored.attempts, stored.tags) == ("succeeded", 1, ("final",))
     assert [j.key for j in index.jobs(state="succeeded")] == [job.key]
+    other = dataclasses.replace(job, key="o" * 64)
+    assert index.create_jobs(jobs=[job, other, other]) == [False, True, False]  # one write, each key once
+    stored_other = index.get_job(key=other.key)
+    assert stored_other is not None and stored_other.state == "planned"

@@ -337,6 +337,18 @@ class SqliteIndex(Index):
         (created,) = self._write([("INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?)", row, False)])
         return created == 1
 
+    def create_jobs(self, *, jobs: Sequence[JobRecord]) -> list[bool]:
+        now = time.time()
+        statements = [
+            (
+                "INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?)",
+                (job.key, job.analysis, job.state, now, json.dumps(job.to_doc())),
+                False,
+            )
+            for job in jobs
+        ]
+        return [count == 1 for count in self._write(statements)] if statements else []
+
     def swap_job(self, *, job: JobRecord, state: str, attempts: int) -> bool:
         sql = (
             "UPDATE jobs SET analysis = ?, state = ?, updated = ?, doc = ? "

@@ -122,7 +122,8 @@ class JobRecord:
     tags: tuple[str, ...] = ()  # tags applied to its derivatives
 
     def to_doc(self) -> dict[str, Any]:
-        doc = dataclasses.asdict(self)
+        doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # asdict deep-copies: slow
+        doc["params"] = json.loads(json.dumps(dict(self.params)))
         doc["sources"], doc["outputs"], doc["tags"] = list(self.sources), list(self.outputs), list(self.tags)
         return doc
 

@@ -106,7 +106,7 @@ def rules_explain(target: str, as_json: bool) -> None:
     type=click.FloatRange(min=0.05),
     default=1.0,
     show_default=True,
-    help="Seconds between bucket scans when idle.",
+    help="Seconds between scans of the bucket folder (jobs' ends are picked up at once).",
 )
 @click.option("--parallel", type=click.IntRange(min=1), default=None, help="Jobs at once [default: what fits].")
 def serve(poll: float, parallel: int | None) -> None:
@@ -128,7 +128,7 @@ def serve(poll: float, parallel: int | None) -> None:
     logging.getLogger("bidsschematools").setLevel(logging.WARNING)
     with running.exclusive_run(ctx.settings.work_root, role="serve") as owner:
         assert owner
-        worker = Worker(services, actor=ctx.actor, slots=parallel, watcher=BucketWatcher(services))
+        worker = Worker(services, actor=ctx.actor, slots=parallel, watcher=BucketWatcher(services), scan_every=poll)
         worker.stopping = stopping
         click.echo(
             f"serving {stack.settings.bucket_root} (executor {ctx.settings.executor}); "

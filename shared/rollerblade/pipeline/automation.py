@@ -24,14 +24,15 @@ from rollerblade.analyses.spec import AnalysisSpec
 from rollerblade.errors import InputError, NotFound
 from rollerblade.pipeline.analyses import get_analysis
 from rollerblade.pipeline.events import publish_all
-from rollerblade.pipeline.jobflow import QueueReport, Services, queue_jobs
+from rollerblade.pipeline.jobflow import JobRequest, QueueReport, Services, queue_many
 from rollerblade.pipeline.messages import SCANS_TOPIC, JobResult, ScanIndexed
 from rollerblade.query import ast
+from rollerblade.query.evaluate import matches
 from rollerblade.query.fields import flatten
 from rollerblade.query.parser import parse_query
 from rollerblade.records import Actor, ScanRecord
 from rollerblade.rules.engine import effective_spec, fired, slice_filter, usable
-from rollerblade.rules.model import Rule, Trigger, load_rule_files, validate
+from rollerblade.rules.model import Rule, Trigger, load_rule_files, parsed_query, validate
 
 RULES_KEY = "config/pipeline-rules.json"
 
@@ -173,6 +174,8 @@ def _plan(
 ) -> None:
     specs: dict[str, tuple[AnalysisSpec, dict[str, Any]]] = {}
     done: set[tuple[str, str, str]] = set()
+    slices = _Slices(services)
+    requests: list[JobRequest] = []
     for record, of in triggers:
         if record.error is not None:
             continue
@@ -187,22 +190,46 @@ def _plan(
                     continue  # unregistered since the rules were applied: nothing to run
             base, doc = specs[name]
             spec = effective_spec(base, rule)
-            around = slice_filter(spec.slice, record.dataset, record.path, record.entities)
             slice_key = (rule.name, record.dataset, _slice_id(spec.slice, record))
             if slice_key in done:
                 continue
             done.add(slice_key)
             planned.fired.append((rule.name, record.dataset, record.path))
+            around = slices.around(spec.slice, record, flat)
             requires = rule.requires_node
-            if requires is not None and services.index.count(node=ast.And((around, requires))) == 0:
+            if requires is not None and not any(matches(requires, f) for _, f in around):
                 planned.waiting.append((rule.name, record.dataset, record.path))
                 continue
-            members = list(services.index.query(node=usable(ast.And((around, parse_query(spec.input))))))
+            accepts = usable(parsed_query(spec.input))
+            members = [r for r, f in around if matches(accepts, f)]
             if not members:
                 continue
-            planned.reports.append(
-                queue_jobs(services, spec, doc, members, actor=actor, rule=rule.name, dry_run=dry_run)
-            )
+            requests.append(JobRequest(spec, doc, members, rule.name))
+    if requests:
+        planned.reports += queue_many(services, requests, actor=actor, dry_run=dry_run)
+
+
+class _Slices:
+    """The records around a triggering record, read once per (dataset, participant) for a
+    batch of events: a scan slice is the record itself; a session or subject slice is
+    filtered in Python from the participant's records (raw and derivatives), one indexed
+    query each, instead of one query per rule and event."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._by_subject: dict[tuple[str, str], list[tuple[ScanRecord, dict[str, Any]]]] = {}
+
+    def around(self, kind: str, record: ScanRecord, flat: dict[str, Any]) -> list[tuple[ScanRecord, dict[str, Any]]]:
+        """(record, flat view) of each record of the slice."""
+        sub = record.entities.get("sub")
+        if kind == "scan" or not sub:
+            return [(record, flat)]
+        key = (record.dataset, sub)
+        if key not in self._by_subject:
+            node = ast.And((ast.text_equals("dataset", record.dataset), ast.text_equals("sub", sub)))
+            self._by_subject[key] = [(r, flatten(r)) for r in self.services.index.query(node=node)]
+        within = slice_filter(kind, record.dataset, record.path, record.entities)
+        return [(r, f) for r, f in self._by_subject[key] if matches(within, f)]
 
 
 def _slice_id(kind: str, record: ScanRecord) -> str:

@@ -30,7 +30,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from rollerblade.abids import layout
@@ -118,6 +118,17 @@ class QueueReport:
     problems: list[str] = dataclasses.field(default_factory=list)  # cannot run (recorded failed)
 
 
+@dataclasses.dataclass(frozen=True)
+class JobRequest:
+    """Plan ``spec`` over ``records`` (as ``rule`` asks; ``salt``: a forced rerun)."""
+
+    spec: AnalysisSpec
+    doc: Mapping[str, Any]
+    records: Sequence[ScanRecord]
+    rule: str = ""
+    salt: str = ""
+
+
 def queue_jobs(
     services: Services,
     spec: AnalysisSpec,
@@ -130,34 +141,52 @@ def queue_jobs(
     dry_run: bool = False,
 ) -> QueueReport:
     """Plan the jobs of ``records`` and queue those whose key is new (or still waiting)."""
-    _, digest = services.image_of(doc)
-    report = QueueReport(planned=plan_jobs(spec, digest, records, salt))
-    announce: list[dict[str, Any]] = []
-    for job in report.planned:
+    request = JobRequest(spec, doc, list(records), rule, salt)
+    return queue_many(services, [request], actor=actor, dry_run=dry_run)[0]
+
+
+def queue_many(
+    services: Services, requests: Sequence[JobRequest], *, actor: Actor, dry_run: bool = False
+) -> list[QueueReport]:
+    """:func:`queue_jobs` for many requests at once: the new job records are created in one
+    write and the ``job.queued`` events published in one call."""
+    index = services.index
+    reports: list[QueueReport] = []
+    planned: list[tuple[QueueReport, PlannedJob, JobRecord]] = []
+    for request in requests:
+        _, digest = services.image_of(request.doc)
+        report = QueueReport(planned=plan_jobs(request.spec, digest, request.records, request.salt))
+        reports.append(report)
+        planned += [(report, j, _job_record(request.spec, digest, j, actor, request.rule)) for j in report.planned]
+    existing = {job.key: index.get_job(key=job.key) for _, job, _ in planned}
+    fresh = [(r, j, rec) for r, j, rec in planned if existing[j.key] is None]
+    won: set[str] = set()
+    if fresh and not dry_run:
+        created = index.create_jobs(jobs=[rec for _, _, rec in fresh])
+        won = {rec.key for (_, _, rec), ok in zip(fresh, created, strict=True) if ok}
+    announce: dict[str, None] = {}
+    for report, job, _ in planned:
         if job.problem:  # recorded failed with the reason; never queued
-            if not dry_run:
-                services.index.create_job(job=_job_record(spec, digest, job, actor, rule))
             report.problems.append(job.key)
             continue
-        existing = services.index.get_job(key=job.key)
-        if existing is None and not dry_run:
-            if services.index.create_job(job=_job_record(spec, digest, job, actor, rule)):
-                report.queued.append(job.key)
-                announce.append(JobQueued(job.key).to_message())
-                continue
-            existing = services.index.get_job(key=job.key)
-        if existing is None:
+        if job.key in won:
+            won.discard(job.key)  # a key two requests share: the second finds it existing
             report.queued.append(job.key)
-        elif existing.state == "succeeded":
+            announce[job.key] = None
+            continue
+        current = existing[job.key] if existing[job.key] is not None or dry_run else index.get_job(key=job.key)
+        if current is None:  # a dry run: it would be queued
+            report.queued.append(job.key)
+        elif current.state == "succeeded":
             report.done.append(job.key)
-        elif existing.state == "planned":
+        elif current.state == "planned":
             report.queued.append(job.key)
-            announce.append(JobQueued(job.key).to_message())
+            announce[job.key] = None
         else:
             report.busy.append(job.key)
     if announce:
-        publish_all(services.bus, announce, topic=QUEUE_TOPIC)
-    return report
+        publish_all(services.bus, [JobQueued(k).to_message() for k in announce], topic=QUEUE_TOPIC)
+    return reports
 
 
 def _job_record(spec: AnalysisSpec, digest: str, job: PlannedJob, actor: Actor, rule: str) -> JobRecord:

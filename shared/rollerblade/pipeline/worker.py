@@ -43,6 +43,10 @@ from rollerblade.records import DATASETS_PREFIX, DERIVATIVES_PREFIX, Actor, Obje
 
 log = logging.getLogger(__name__)
 
+#: Seconds between steps while jobs run and nothing else happens: how soon an ended
+#: attempt is committed and the next job submitted.
+BUSY_SLEEP = 0.05
+
 
 @dataclasses.dataclass(frozen=True)
 class Machine:
@@ -115,12 +119,15 @@ class Worker:
         slots: int | None = None,
         watcher: BucketWatcher | None = None,
         reconcile_every: float = 10.0,
+        scan_every: float = 0.0,
     ) -> None:
         self.services, self.actor = services, actor
         self.machine = machine or Machine.this()
         self.slots = slots
         self.watcher = watcher
         self.reconcile_every = reconcile_every
+        self.scan_every = scan_every  # seconds between bucket listings (a listing stats every file)
+        self._next_scan = 0.0
         self._running: dict[str, tuple[float, int]] = {}  # job key -> (cpu, memory) submitted here
         self._specs: dict[str, AnalysisSpec] = {}
         self._backlog: dict[str, None] = {}  # planned job keys, in arrival order
@@ -139,7 +146,10 @@ class Worker:
 
     def step(self) -> int:
         """One pass over everything; returns how much work it found (0: idle)."""
-        done = self.watcher.scan() if self.watcher is not None and not self.stopping.is_set() else 0
+        done = 0
+        if self.watcher is not None and not self.stopping.is_set() and time.monotonic() >= self._next_scan:
+            self._next_scan = time.monotonic() + self.scan_every
+            done += self.watcher.scan()
         for topic in (OBJECTS_TOPIC, RERUNS_TOPIC, SCANS_TOPIC, RESULTS_TOPIC):
             done += pump(self.services, topic, actor=self.actor)
         done += self._collect()
@@ -223,7 +233,8 @@ class Worker:
                 if until is not None and until():
                     return
                 if self.step() == 0:
-                    self.stopping.wait(idle_sleep)
+                    # idle: wait for new files; while jobs run, look for their ends promptly
+                    self.stopping.wait(min(idle_sleep, BUSY_SLEEP) if self.busy else idle_sleep)
         finally:
             self.shutdown()
 

@@ -102,11 +102,11 @@ class Rule:
 
     @property
     def when_node(self) -> ast.Node:
-        return _parsed(self.when)
+        return parsed_query(self.when)
 
     @property
     def requires_node(self) -> ast.Node | None:
-        return _parsed(self.requires) if self.requires.strip() else None
+        return parsed_query(self.requires) if self.requires.strip() else None
 
     def to_doc(self) -> dict[str, Any]:
         doc = dataclasses.asdict(self)
@@ -135,7 +135,8 @@ class Rule:
 _PARSED: dict[str, ast.Node] = {}
 
 
-def _parsed(text: str) -> ast.Node:
+def parsed_query(text: str) -> ast.Node:
+    """``parse_query`` with a cache: rules and Analyses parse the same few queries again and again."""
     node = _PARSED.get(text)
     if node is None:
         node = _PARSED[text] = parse_query(text)
@@ -370,7 +371,7 @@ def _check_self_trigger(rule: Rule, spec: AnalysisSpec) -> None:
     """A scan.indexed rule must not match what its own Analysis writes (derivatives are
     records too, so each would plan a job on the last one's output, forever)."""
     values = {"sub": "S", "ses": "T", "task": "rest", "acq": "A", "run": "1", "desc": "D", "suffix": "T1w"}
-    when, accepts = rule.when_node, _parsed(spec.input)
+    when, accepts = rule.when_node, parsed_query(spec.input)
     for pattern in spec.outputs:
         try:
             path = derivative_path(pattern, {**values, "datatype": "anat", "dataset": "d"})

@@ -13,9 +13,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from rollerblade.adapters import firestore_index, local_dir
+from rollerblade.adapters import firestore_index, local_bus, local_dir
+from rollerblade.adapters.process_exec import ProcessExecutor
 from rollerblade.analyses.jobs import JobRecord
-from rollerblade.pipeline import deleting, querying, reindex
+from rollerblade.pipeline import analyses, automation, deleting, querying, reindex
+from rollerblade.pipeline.jobflow import Services
+from rollerblade.pipeline.messages import JobResult
 from rollerblade.pipeline.indexing import index_object
 from rollerblade.records import ObjectEvent
 from tests.conftest import ACTOR, ROOT, GcpStack
@@ -100,6 +103,18 @@ def test_every_use_case_query_has_its_index(gcp: GcpStack, real_cohort: dict[str
     index.put_job(job=JobRecord.from_doc({**_job(), "analysis": "brain-mask"}))
     index.jobs(analysis="brain-mask", state="failed")  # `rollerblade jobs --failed --analysis`
     index.jobs(state="failed")
+    # the rule engine: a brain-mask job's success plans tissue-volumes over its session
+    services = Services(storage, index, local_bus.LocalBus(tmp_path / "bus.sqlite"), executor_name="process")
+    services._executor = ProcessExecutor(storage=storage, workdir=tmp_path / "work")
+    for name in ("brain-mask", "tissue-volumes", "qc-snapshot"):
+        analyses.register_analysis(ROOT / "analyses" / name, index=index, executor=services.executor, actor=ACTOR)
+    automation.apply_rules(services, ROOT / "pipeline_rules", actor=ACTOR)
+    done = {**_job(), "key": "m" * 64, "analysis": "brain-mask", "dataset": "site-a", "state": "succeeded"}
+    index.put_job(job=JobRecord.from_doc({**done, "outputs": [mask.split("/", 3)[3] + ".nii.gz"]}))
+    planned = automation.on_job_result(services, JobResult("m" * 64, "brain-mask", "site-a", True), actor=ACTOR)
+    assert planned.queued == 2  # tissue-volumes of the session, qc-snapshot of the mask
+    index.jobs(state="planned")  # serve's start: every planned job announced again
+    index.jobs(state="running")  # the reconciler
     plan = deleting.plan_delete("site-a", storage=storage, index=index)
     deleting.delete_dataset(plan, storage=storage, index=index, actor=ACTOR)
     assert index.observed and len(index.observed) > 20

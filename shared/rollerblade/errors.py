@@ -28,6 +28,16 @@ class BidsNameError(InputError):
         self.reason = reason
 
 
+class FileLineError(InputError):
+    """A configuration file (``analysis.yaml``, a rule file) is invalid; says which file and line."""
+
+    def __init__(self, source: str, line: int | None, message: str) -> None:
+        where = f"{source}:{line}" if line else source
+        super().__init__(f"{where}: {message}")
+        self.source = source
+        self.line = line
+
+
 class QueryError(InputError):
     """An aBIDS query cannot be parsed or names a field that does not exist.
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from rollerblade.adapters.process_exec import ProcessExecutor
+from rollerblade.analyses.jobs import JobRecord
 from rollerblade.pipeline import automation, querying
 from rollerblade.pipeline.jobflow import Services
 from rollerblade.pipeline.messages import RERUNS_TOPIC
@@ -49,6 +50,19 @@ def drop_one(stack: Stack, real_cohort: dict[str, Path], session: str = "ses-1")
         shutil.copyfile(source / name, target / name)
     shutil.copytree(source / subject / session / "anat", target / subject / session / "anat", dirs_exist_ok=True)
     return subject
+
+
+def process(stack: Stack) -> ProcessExecutor:
+    return ProcessExecutor(storage=stack.storage, workdir=stack.settings.work_root)
+
+
+def first_running(stack: Stack, worker: Worker) -> JobRecord:
+    """Step the worker until a job runs; that job."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not stack.index.jobs(state="running"):
+        worker.step()
+    (job,) = stack.index.jobs(state="running")
+    return job
 
 
 RUN_TOOL = {"name": "copy-t1w", "on": "scan.indexed", "when": "suffix=T1w AND NOT exists(analysis)", "run": "tool"}
@@ -115,14 +129,10 @@ def test_a_source_deleted_while_its_job_runs_commits_nothing(
     real_cohort: dict[str, Path],
     tmp_path: Path,
 ) -> None:
-    executor = ProcessExecutor(storage=stack.storage, workdir=stack.settings.work_root)
-    register(toolbox("tool", outputs=[T1_PATTERN], params={"mode": "sleep", "seconds": 3}), executor)
+    register(toolbox("tool", outputs=[T1_PATTERN], params={"mode": "sleep", "seconds": 3}), process(stack))
     services, worker = pipeline(stack, tmp_path, [RUN_TOOL])
     subject = drop_one(stack, real_cohort)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not stack.index.jobs(state="running"):
-        worker.step()
-    (job,) = stack.index.jobs(state="running")
+    job = first_running(stack, worker)
     time.sleep(1.0)  # staged and started: the tool sleeps 3 s
     (stack.settings.bucket_root / "datasets" / "drop" / job.sources[0]).unlink()  # removed by hand, mid-job
     assert worker.run_until_idle(timeout=120)
@@ -143,14 +153,11 @@ def test_a_rules_change_while_jobs_are_in_flight(
     real_cohort: dict[str, Path],
     tmp_path: Path,
 ) -> None:
-    executor = ProcessExecutor(storage=stack.storage, workdir=stack.settings.work_root)
-    register(toolbox("tool", outputs=[T1_PATTERN], params={"mode": "sleep", "seconds": 2}), executor)
+    register(toolbox("tool", outputs=[T1_PATTERN], params={"mode": "sleep", "seconds": 2}), process(stack))
     tag = {"name": "final-copy", "on": "job.succeeded", "of": "tool", "tag": {"tags": ["final"]}}
     services, worker = pipeline(stack, tmp_path, [RUN_TOOL])
     drop_one(stack, real_cohort)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not stack.index.jobs(state="running"):
-        worker.step()
+    first_running(stack, worker)
     # while the job runs: the run rule goes, a tag rule comes
     (tmp_path / "rules" / "rules.yaml").write_text(yaml.safe_dump({"rules": [tag]}))
     automation.apply_rules(services, tmp_path / "rules", actor=ACTOR)

@@ -19,7 +19,7 @@ import yaml
 
 from rollerblade.abids.layout import check_dataset_name
 from rollerblade.analyses.patterns import PatternError, check_pattern
-from rollerblade.errors import InputError, QueryError
+from rollerblade.errors import FileLineError, InputError, QueryError
 from rollerblade.query.fields import check_fields
 from rollerblade.query.parser import parse_query
 
@@ -44,14 +44,8 @@ _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", re.I)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
-class AnalysisSpecError(InputError):
+class AnalysisSpecError(FileLineError):
     """``analysis.yaml`` is invalid; says which file, line and key."""
-
-    def __init__(self, source: str, line: int | None, message: str) -> None:
-        where = f"{source}:{line}" if line else source
-        super().__init__(f"{where}: {message}")
-        self.source = source
-        self.line = line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,18 +108,18 @@ def parse_size(value: Any) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
-def _lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
+def yaml_lines(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
     """Map dotted key paths (``resources.memory``, ``outputs.1``) to 1-based line numbers."""
     out: dict[str, int] = {}
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             path = f"{prefix}{key.value}"
             out[path] = key.start_mark.line + 1
-            out.update(_lines(value, path + "."))
+            out.update(yaml_lines(value, path + "."))
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             out[f"{prefix}{i}"] = item.start_mark.line + 1
-            out.update(_lines(item, f"{prefix}{i}."))
+            out.update(yaml_lines(item, f"{prefix}{i}."))
     return out
 
 
@@ -149,7 +143,7 @@ def parse_spec(text: str, source: str = "analysis.yaml") -> AnalysisSpec:
         raise AnalysisSpecError(source, mark.line + 1 if mark else None, f"invalid YAML: {problem}") from e
     if not isinstance(data, dict):
         raise AnalysisSpecError(source, 1, "expected a mapping of keys (name, version, image, command, outputs ...)")
-    lines = _lines(node) if node is not None else {}
+    lines = yaml_lines(node)
 
     def fail(key: str, message: str) -> AnalysisSpecError:
         return AnalysisSpecError(source, lines.get(key), f"{key}: {message}")

@@ -31,8 +31,8 @@ import yaml
 
 from rollerblade.abids.paths import parse_derivative_path
 from rollerblade.analyses.patterns import PatternError, derivative_path
-from rollerblade.analyses.spec import AnalysisSpec
-from rollerblade.errors import BidsNameError, InputError, QueryError
+from rollerblade.analyses.spec import AnalysisSpec, yaml_lines
+from rollerblade.errors import BidsNameError, FileLineError, InputError, QueryError
 from rollerblade.query import ast
 from rollerblade.query.evaluate import matches
 from rollerblade.query.fields import check_fields, flatten
@@ -60,14 +60,8 @@ _Loader.add_implicit_resolver(
 )
 
 
-class RuleError(InputError):
+class RuleError(FileLineError):
     """A rule file is invalid; says which file, line and rule."""
-
-    def __init__(self, source: str, line: int | None, message: str) -> None:
-        where = f"{source}:{line}" if line else source
-        super().__init__(f"{where}: {message}")
-        self.source = source
-        self.line = line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,20 +137,6 @@ def parsed_query(text: str) -> ast.Node:
     return node
 
 
-def _lines(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
-    out: dict[str, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            path = f"{prefix}{key.value}"
-            out[path] = key.start_mark.line + 1
-            out.update(_lines(value, path + "."))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            out[f"{prefix}{i}"] = item.start_mark.line + 1
-            out.update(_lines(item, f"{prefix}{i}."))
-    return out
-
-
 def _unknown(key: Any, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(str(key), list(known), n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
@@ -172,7 +152,7 @@ def parse_rules(text: str, source: str) -> list[Rule]:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e)
         raise RuleError(source, mark.line + 1 if mark else None, f"invalid YAML: {problem}") from None
-    lines = _lines(node)
+    lines = yaml_lines(node)
     if data is None:
         return []
     if not isinstance(data, dict) or set(data) - {"rules"}:

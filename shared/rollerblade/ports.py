@@ -192,6 +192,11 @@ class Index(abc.ABC):
         """Store ``job`` only if no job has its key; atomic (of two concurrent calls
         exactly one returns True)."""
 
+    def get_jobs(self, *, keys: Sequence[str]) -> dict[str, JobRecord]:
+        """The jobs of these keys that exist (adapters may read them in one query)."""
+        found = {key: self.get_job(key=key) for key in dict.fromkeys(keys)}
+        return {key: job for key, job in found.items() if job is not None}
+
     def create_jobs(self, *, jobs: Sequence[JobRecord]) -> list[bool]:
         """:meth:`create_job` for each job (adapters may write them in one transaction)."""
         return [self.create_job(job=job) for job in jobs]

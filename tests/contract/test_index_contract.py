@@ -83,6 +83,18 @@ def test_the_corpus_is_discriminating(cohort_records: tuple[list[ScanRecord], li
     assert sum(0 < s < len(records) for s in sizes) >= len(CORPUS) - 4
 
 
+def test_the_compiled_matcher_answers_like_the_reference(
+    cohort_records: tuple[list[ScanRecord], list[MetadataFile]],
+) -> None:
+    from rollerblade.query.evaluate import matcher
+
+    records, _ = cohort_records
+    flats = [flatten(r) for r in records]
+    for text in CORPUS:
+        node = parse_query(text)
+        assert [matcher(node)(f) for f in flats] == [matches(node, f) for f in flats], text
+
+
 def test_query_limit(index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]) -> None:
     records, _ = cohort_records
     index.put_records(records=records)
@@ -287,3 +299,4 @@ def test_job_state_changes_are_compare_and_set_under_concurrency(index: Index) -
     assert index.create_jobs(jobs=[job, other, other]) == [False, True, False]  # one write, each key once
     stored_other = index.get_job(key=other.key)
     assert stored_other is not None and stored_other.state == "planned"
+    assert sorted(index.get_jobs(keys=[other.key, "x" * 64, job.key, job.key])) == sorted([job.key, other.key])

@@ -337,6 +337,16 @@ class SqliteIndex(Index):
         (created,) = self._write([("INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?)", row, False)])
         return created == 1
 
+    def get_jobs(self, *, keys: Sequence[str]) -> dict[str, JobRecord]:
+        unique = list(dict.fromkeys(keys))
+        found: dict[str, JobRecord] = {}
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for key, doc in self._db.execute(f"SELECT key, doc FROM jobs WHERE key IN ({marks})", chunk):  # noqa: S608
+                found[key] = JobRecord.from_doc(json.loads(doc))
+        return found
+
     def create_jobs(self, *, jobs: Sequence[JobRecord]) -> list[bool]:
         now = time.time()
         statements = [

@@ -27,12 +27,11 @@ from rollerblade.pipeline.events import publish_all
 from rollerblade.pipeline.jobflow import JobRequest, QueueReport, Services, queue_many
 from rollerblade.pipeline.messages import SCANS_TOPIC, JobResult, ScanIndexed
 from rollerblade.query import ast
-from rollerblade.query.evaluate import matches
 from rollerblade.query.fields import flatten
 from rollerblade.query.parser import parse_query
 from rollerblade.records import Actor, ScanRecord
-from rollerblade.rules.engine import effective_spec, fired, slice_filter, usable
-from rollerblade.rules.model import Rule, Trigger, load_rule_files, parsed_query, validate
+from rollerblade.rules.engine import effective_spec, fired
+from rollerblade.rules.model import Rule, Trigger, load_rule_files, query_matcher, validate
 
 RULES_KEY = "config/pipeline-rules.json"
 
@@ -196,12 +195,12 @@ def _plan(
             done.add(slice_key)
             planned.fired.append((rule.name, record.dataset, record.path))
             around = slices.around(spec.slice, record, flat)
-            requires = rule.requires_node
-            if requires is not None and not any(matches(requires, f) for _, f in around):
+            requires = query_matcher(rule.requires) if rule.requires.strip() else None
+            if requires is not None and not any(requires(f) for _, f in around):
                 planned.waiting.append((rule.name, record.dataset, record.path))
                 continue
-            accepts = usable(parsed_query(spec.input))
-            members = [r for r, f in around if matches(accepts, f)]
+            accepted = query_matcher(spec.input, usable=True)
+            members = [r for r, f in around if accepted(f)]
             if not members:
                 continue
             requests.append(JobRequest(spec, doc, members, rule.name))
@@ -228,8 +227,10 @@ class _Slices:
         if key not in self._by_subject:
             node = ast.And((ast.text_equals("dataset", record.dataset), ast.text_equals("sub", sub)))
             self._by_subject[key] = [(r, flatten(r)) for r in self.services.index.query(node=node)]
-        within = slice_filter(kind, record.dataset, record.path, record.entities)
-        return [(r, f) for r, f in self._by_subject[key] if matches(within, f)]
+        if kind == "subject":
+            return self._by_subject[key]
+        ses = record.entities.get("ses")  # a session slice: the same session, or both without one
+        return [(r, f) for r, f in self._by_subject[key] if r.entities.get("ses") == ses]
 
 
 def _slice_id(kind: str, record: ScanRecord) -> str:

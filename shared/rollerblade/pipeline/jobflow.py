@@ -158,7 +158,8 @@ def queue_many(
         report = QueueReport(planned=plan_jobs(request.spec, digest, request.records, request.salt))
         reports.append(report)
         planned += [(report, j, _job_record(request.spec, digest, j, actor, request.rule)) for j in report.planned]
-    existing = {job.key: index.get_job(key=job.key) for _, job, _ in planned}
+    known = index.get_jobs(keys=[job.key for _, job, _ in planned])
+    existing = {job.key: known.get(job.key) for _, job, _ in planned}
     fresh = [(r, j, rec) for r, j, rec in planned if existing[j.key] is None]
     won: set[str] = set()
     if fresh and not dry_run:

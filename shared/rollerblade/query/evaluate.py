@@ -63,3 +63,50 @@ def matches(node: ast.Node, flat: Mapping[str, Any]) -> bool:
     if isinstance(node, ast.Not):
         return not matches(node.item, flat)
     raise TypeError(f"not a query node: {node!r}")
+
+
+Matcher = Callable[[Mapping[str, Any]], bool]
+
+
+@functools.lru_cache(maxsize=4096)
+def matcher(node: ast.Node) -> Matcher:
+    """:func:`matches` compiled once into closures: the same answers, several times faster
+    when one query meets many records (the rule engine evaluates every rule on every event)."""
+    if isinstance(node, ast.All):
+        return lambda flat: True
+    if isinstance(node, ast.Compare):
+        return _compare_matcher(node.field.name, node.op, node.value)
+    if isinstance(node, ast.In):
+        options = tuple(_compare_matcher(node.field.name, "=", v) for v in node.values)
+        return lambda flat: any(m(flat) for m in options)
+    if isinstance(node, ast.Exists):
+        name = node.field.name
+        return lambda flat: flat.get(name) is not None
+    if isinstance(node, ast.And):
+        items = tuple(matcher(item) for item in node.items)
+        return lambda flat: all(m(flat) for m in items)
+    if isinstance(node, ast.Or):
+        items = tuple(matcher(item) for item in node.items)
+        return lambda flat: any(m(flat) for m in items)
+    if isinstance(node, ast.Not):
+        inner = matcher(node.item)
+        return lambda flat: not inner(flat)
+    raise TypeError(f"not a query node: {node!r}")
+
+
+def _compare_matcher(name: str, op: str, value: ast.Value) -> Matcher:
+    if op == "~":
+        regex = glob_regex(value.text)
+        return lambda flat: (v := flat.get(name)) is not None and regex.fullmatch(text_form(v)) is not None
+    compare = _OPS[op]
+    if value.number is not None:
+        number = value.number
+
+        def numeric(flat: Mapping[str, Any]) -> bool:
+            v = flat.get(name)
+            n = number_form(v) if v is not None else None
+            return n is not None and compare(n, number)
+
+        return numeric
+    text = value.text
+    return lambda flat: (v := flat.get(name)) is not None and compare(v if type(v) is str else text_form(v), text)

@@ -8,7 +8,6 @@ from typing import Any
 
 from rollerblade.analyses.spec import AnalysisSpec
 from rollerblade.query import ast
-from rollerblade.query.evaluate import matches
 from rollerblade.rules.model import Rule, Trigger
 
 
@@ -16,9 +15,7 @@ def fired(rules: Sequence[Rule], trigger: Trigger, of: str | None, flat: Mapping
     """The rules ``trigger`` (of the Analysis ``of`` for job events) fires for one record's
     flat view: their ``on`` and ``of`` agree and their ``when`` matches."""
     return [
-        rule
-        for rule in rules
-        if rule.on == trigger and (rule.of is None or rule.of == of) and matches(rule.when_node, flat)
+        rule for rule in rules if rule.on == trigger and (rule.of is None or rule.of == of) and rule.when_matcher(flat)
     ]
 
 
@@ -29,19 +26,6 @@ def effective_spec(spec: AnalysisSpec, rule: Rule) -> AnalysisSpec:
     slice_kind = rule.run.slice or spec.slice
     changed = dataclasses.replace(spec, params={**spec.params, **rule.run.params})
     return dataclasses.replace(changed, slice=slice_kind) if slice_kind != spec.slice else changed  # type: ignore[arg-type]
-
-
-def slice_filter(slice_kind: str, dataset: str, path: str, entities: Mapping[str, str]) -> ast.Node:
-    """The query (as a tree) selecting the records of the slice around one record."""
-    items: list[ast.Node] = [ast.text_equals("dataset", dataset)]
-    sub, ses = entities.get("sub"), entities.get("ses")
-    if slice_kind == "scan" or not sub:
-        items.append(ast.text_equals("path", path))
-    else:
-        items.append(ast.text_equals("sub", sub))
-        if slice_kind == "session":
-            items.append(ast.text_equals("ses", ses) if ses else ast.Not(ast.Exists(ast.Field("ses", 0))))
-    return ast.And(tuple(items))
 
 
 def usable(node: ast.Node) -> ast.Node:

@@ -34,7 +34,7 @@ from rollerblade.analyses.patterns import PatternError, derivative_path
 from rollerblade.analyses.spec import AnalysisSpec, yaml_lines
 from rollerblade.errors import BidsNameError, FileLineError, InputError, QueryError
 from rollerblade.query import ast
-from rollerblade.query.evaluate import matches
+from rollerblade.query.evaluate import Matcher, matcher, matches
 from rollerblade.query.fields import check_fields, flatten
 from rollerblade.query.parser import parse_query
 from rollerblade.records import ScanRecord
@@ -99,6 +99,10 @@ class Rule:
         return parsed_query(self.when)
 
     @property
+    def when_matcher(self) -> Matcher:
+        return query_matcher(self.when)
+
+    @property
     def requires_node(self) -> ast.Node | None:
         return parsed_query(self.requires) if self.requires.strip() else None
 
@@ -127,6 +131,21 @@ class Rule:
 
 
 _PARSED: dict[str, ast.Node] = {}
+
+
+_MATCHERS: dict[tuple[str, bool], Matcher] = {}
+
+
+def query_matcher(text: str, *, usable: bool = False) -> Matcher:
+    """The compiled matcher of a query text (``usable``: AND no index error), cached by the
+    text: hashing a string is cheap, hashing its AST on every record is not."""
+    found = _MATCHERS.get((text, usable))
+    if found is None:
+        node = parsed_query(text)
+        if usable:
+            node = ast.And((node, ast.Not(ast.Exists(ast.Field("error", 0)))))
+        found = _MATCHERS[(text, usable)] = matcher(node)
+    return found
 
 
 def parsed_query(text: str) -> ast.Node:

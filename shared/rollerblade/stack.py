@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Mapping
 
 from rollerblade.adapters import local_bus, local_dir, sqlite_index
-from rollerblade.pipeline.jobflow import Services
+from rollerblade.pipeline.services import Services
 from rollerblade.ports import EventBus, Executor, Index, Storage
 from rollerblade.settings import Settings
 

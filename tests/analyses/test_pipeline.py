@@ -12,8 +12,8 @@ from pathlib import Path
 
 from rollerblade.adapters.local_exec import LocalExecutor
 from rollerblade.pipeline import automation, querying
-from rollerblade.pipeline.jobflow import Services
 from rollerblade.pipeline.messages import RESULTS_TOPIC, SCANS_TOPIC, TOPICS, JobResult, ScanIndexed
+from rollerblade.pipeline.services import Services
 from rollerblade.pipeline.worker import BucketWatcher, Worker
 from rollerblade.stack import Stack
 from tests.analyses.conftest import ROOT

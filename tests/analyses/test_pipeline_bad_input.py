@@ -20,8 +20,8 @@ import yaml
 from rollerblade.adapters.process_exec import ProcessExecutor
 from rollerblade.analyses.jobs import JobRecord
 from rollerblade.pipeline import automation, querying
-from rollerblade.pipeline.jobflow import Services
 from rollerblade.pipeline.messages import RERUNS_TOPIC
+from rollerblade.pipeline.services import Services
 from rollerblade.pipeline.worker import BucketWatcher, Worker
 from rollerblade.stack import Stack
 from tests.conftest import ACTOR
@@ -30,8 +30,7 @@ T1_PATTERN = "sub-{sub}[_ses-{ses}]_desc-copy_T1w.nii.gz"
 
 
 def pipeline(stack: Stack, tmp_path: Path, rules: list[dict[str, object]]) -> tuple[Services, Worker]:
-    executor = ProcessExecutor(storage=stack.storage, workdir=stack.settings.work_root)
-    services = Services(stack.storage, stack.index, stack.bus, executor_name="process", _executor=executor)
+    services = Services(stack.storage, stack.index, stack.bus, executor_name="process", _executor=process(stack))
     folder = tmp_path / "rules"
     folder.mkdir(exist_ok=True)
     (folder / "rules.yaml").write_text(yaml.safe_dump({"rules": rules}, sort_keys=False))
@@ -101,8 +100,7 @@ def test_an_analysis_that_always_crashes_is_retried_then_stays_failed(
 
 
 def test_a_poison_message_is_dead_lettered_visible_and_retryable(stack: Stack, tmp_path: Path) -> None:
-    services = Services(stack.storage, stack.index, stack.bus, executor_name="process")
-    services._executor = ProcessExecutor(storage=stack.storage, workdir=stack.settings.work_root)
+    services = Services(stack.storage, stack.index, stack.bus, executor_name="process", _executor=process(stack))
     worker = Worker(services, actor=ACTOR)
     poison = {"type": "rerun.requested", "v": 1, "query": "", "analysis": "no-such-analysis"}
     stack.bus.publish(topic=RERUNS_TOPIC, message=poison)

@@ -18,8 +18,8 @@ from rollerblade.adapters.process_exec import ProcessExecutor
 from rollerblade.analyses.jobs import JobRecord
 from rollerblade.pipeline import analyses, automation, deleting, querying, reindex
 from rollerblade.pipeline.indexing import index_object
-from rollerblade.pipeline.jobflow import Services
 from rollerblade.pipeline.messages import JobResult
+from rollerblade.pipeline.services import Services
 from rollerblade.records import ObjectEvent
 from tests.conftest import ACTOR, ROOT, GcpStack
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from rollerblade.errors import InputError
-from rollerblade.pipeline import automation, running
+from rollerblade.pipeline import automation, jobflow, running
 from rollerblade.pipeline.messages import TOPICS
-from rollerblade.pipeline.worker import BucketWatcher, Worker
+from rollerblade.pipeline.worker import BucketWatcher, Worker, topic_depths
 
 if TYPE_CHECKING:
     from rollerblade.cli.main import Context
@@ -148,7 +148,7 @@ def status(as_json: bool) -> None:
     bus: Any = stack.bus
     jobs = stack.index.jobs()
     doc: dict[str, Any] = {
-        "queues": {t: bus.pending(topic=t) for t in TOPICS} if hasattr(bus, "pending") else {},
+        "queues": topic_depths(stack.services),
         "jobs": dict(Counter(j.state for j in jobs)),
         "last_failures": [
             {"key": j.key, "analysis": j.analysis, "slice": f"{j.dataset}/{j.slice_id}", "message": j.message}
@@ -197,7 +197,7 @@ def rerun(name: str, query: str, force: bool) -> None:
     ``run``) runs it. Without --force only new or changed inputs run."""
     ctx = _ctx()
     start = time.monotonic()
-    _, report = running.queue_run(ctx.stack.services, name, query, actor=ctx.actor, force=force)
+    _, report = jobflow.queue_run(ctx.stack.services, name, query, actor=ctx.actor, force=force)
     click.echo(
         f"{name}: {len(report.planned)} jobs planned, {len(report.queued)} queued, "
         f"{len(report.done)} already done, {len(report.problems)} cannot run ({time.monotonic() - start:.1f} s)"

@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from rollerblade.analyses.spec import AnalysisSpec
-from rollerblade.errors import InputError, NotFound
+from rollerblade.errors import NotFound
 from rollerblade.pipeline.analyses import get_analysis
+from rollerblade.pipeline.completion import TagRules
 from rollerblade.pipeline.events import publish_all
-from rollerblade.pipeline.jobflow import JobRequest, QueueReport, Services, queue_many
+from rollerblade.pipeline.jobflow import JobRequest, QueueReport, queue_many
 from rollerblade.pipeline.messages import SCANS_TOPIC, JobResult, ScanIndexed
+from rollerblade.pipeline.services import Services
 from rollerblade.query import ast
 from rollerblade.query.fields import flatten
 from rollerblade.query.parser import parse_query
@@ -89,8 +91,8 @@ def get_rule(services: Services, name: str) -> Rule:
     raise NotFound("rule", f"{name} ({known})")
 
 
-def tag_rules_of(services: Services) -> Any:
-    """For :func:`~rollerblade.pipeline.jobflow.on_job_ended`: the (query, tags) of the
+def tag_rules_of(services: Services) -> TagRules:
+    """For :func:`~rollerblade.pipeline.completion.on_job_ended`: the (query, tags) of the
     job.succeeded rules of an Analysis that tag."""
 
     def of(analysis: str) -> list[tuple[ast.Node, tuple[str, ...]]]:
@@ -249,10 +251,8 @@ def explain(services: Services, dataset: str, path: str) -> list[dict[str, Any]]
     lines = []
     for rule in current_rules(services):
         trigger: Trigger = rule.on
-        if trigger == "scan.indexed":
-            applies = True
-        else:
-            applies = record.path.startswith(f"derivatives/{rule.of}/") if trigger == "job.succeeded" else True
+        # a job.succeeded rule fires on what its Analysis produced; others on any record
+        applies = trigger != "job.succeeded" or record.path.startswith(f"derivatives/{rule.of}/")
         match = applies and bool(fired([rule], trigger, rule.of, flat))
         entry: dict[str, Any] = {
             "rule": rule.name,
@@ -272,9 +272,7 @@ def explain(services: Services, dataset: str, path: str) -> list[dict[str, Any]]
                 entry["why"] = f"waits: nothing in the slice matches requires ({rule.requires})"
             for report in planned.reports:
                 for job in report.planned:
-                    state = "done" if job.key in report.done else "queued" if job.key in report.queued else "exists"
-                    if job.key not in report.done and job.key not in report.busy:
-                        state = "would run"
+                    state = "done" if job.key in report.done else "exists" if job.key in report.busy else "would run"
                     entry["jobs"].append(
                         {
                             "key": job.key,
@@ -288,8 +286,3 @@ def explain(services: Services, dataset: str, path: str) -> list[dict[str, Any]]
             entry["tags"] = list(rule.tag.tags)
         lines.append(entry)
     return lines
-
-
-def check_rules_folder(folder: Path) -> None:
-    if not folder.exists():
-        raise InputError(f"{folder}: no such folder of rule files")

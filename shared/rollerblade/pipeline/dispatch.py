@@ -16,11 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rollerblade.errors import InputError, TemporaryError
-from rollerblade.pipeline import automation, jobflow, reruns
+from rollerblade.pipeline import automation, completion, jobflow, reruns
 from rollerblade.pipeline.batch_indexing import index_objects
 from rollerblade.pipeline.events import announce
 from rollerblade.pipeline.indexing import index_object
-from rollerblade.pipeline.jobflow import Services
 from rollerblade.pipeline.messages import (
     JOBS_TOPIC,
     OBJECTS_TOPIC,
@@ -33,6 +32,7 @@ from rollerblade.pipeline.messages import (
     JobResult,
     ScanIndexed,
 )
+from rollerblade.pipeline.services import Services
 from rollerblade.records import Actor, ObjectEvent
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def _scans(services: Services, events: Sequence[ScanIndexed], actor: Actor) -> l
 
 
 def _job_ended(services: Services, event: JobEnded, actor: Actor) -> None:
-    jobflow.on_job_ended(services, event, actor=actor, tag_rules=automation.tag_rules_of(services))
+    completion.on_job_ended(services, event, actor=actor, tag_rules=automation.tag_rules_of(services))
 
 
 def _queued(services: Services, event: JobQueued, actor: Actor) -> None:
@@ -94,9 +94,7 @@ def _queued(services: Services, event: JobQueued, actor: Actor) -> None:
 
 def _rerun(services: Services, request: reruns.RerunRequest, actor: Actor) -> None:
     if request.analysis:
-        from rollerblade.pipeline.running import queue_run  # noqa: PLC0415 - running builds on this module
-
-        queue_run(services, request.analysis, request.query, actor=actor, force=request.force)
+        jobflow.queue_run(services, request.analysis, request.query, actor=actor, force=request.force)
     else:
         reruns.rerun(request, storage=services.storage, index=services.index, bus=services.bus, actor=actor)
 

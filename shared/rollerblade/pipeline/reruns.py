@@ -2,7 +2,7 @@
 
 A rerun message asks for it: ``{"v": 1, "query": "<aBIDS query>"}`` re-indexes;
 ``{"analysis": "<name>", "query": "<aBIDS query>", "force": false}`` re-runs an Analysis
-over the selection (``pipeline.running.queue_run``: only new job keys run, unless forced). Every selected
+over the selection (``pipeline.jobflow.queue_run``: only new job keys run, unless forced). Every selected
 record's object is handed to the indexer again (in batches, through
 :func:`~rollerblade.pipeline.batch_indexing.index_objects`), which reconciles it with
 storage.

@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import fcntl
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,16 +26,11 @@ from rollerblade.analyses.jobs import JobRecord, PlannedJob
 from rollerblade.analyses.spec import AnalysisSpec
 from rollerblade.errors import InputError
 from rollerblade.pipeline.analyses import get_analysis
-from rollerblade.pipeline.events import publish_all
-from rollerblade.pipeline.jobflow import QueueReport, Services, queue_jobs
-from rollerblade.pipeline.messages import QUEUE_TOPIC, JobQueued
-from rollerblade.pipeline.querying import compile_query
+from rollerblade.pipeline.jobflow import queue_run
+from rollerblade.pipeline.services import Services
 from rollerblade.pipeline.worker import Machine, Worker
 from rollerblade.ports import EventBus, Executor, Index, Storage
-from rollerblade.query import ast
-from rollerblade.query.parser import parse_query
 from rollerblade.records import Actor
-from rollerblade.rules.engine import usable
 
 Progress = Callable[[JobRecord], None]
 
@@ -51,11 +45,6 @@ class RunReport:
     succeeded: list[str] = dataclasses.field(default_factory=list)
     failed: list[JobRecord] = dataclasses.field(default_factory=list)
     parallel: int = 1
-
-
-def selection(spec: AnalysisSpec, query: str, *, index: Index) -> ast.Node:
-    """The Analysis's input query AND the user's query AND no index error, as one tree."""
-    return usable(ast.And((parse_query(spec.input), compile_query(query, index=index))))
 
 
 def _gib(n: int) -> str:
@@ -76,29 +65,6 @@ def budget(spec: AnalysisSpec, requested: int | None, machine: Machine) -> int:
     by_memory = max(1, int(machine.memory * 0.8 // res.memory))
     fits = min(by_cpu, by_memory)
     return max(1, min(requested, fits) if requested else fits)
-
-
-def queue_run(
-    services: Services, name: str, query: str, *, actor: Actor, force: bool = False, dry_run: bool = False
-) -> tuple[AnalysisSpec, QueueReport]:
-    """Plan ``name`` over what ``query`` selects and queue what must run: jobs whose key
-    is new, and (a person asked again) jobs that failed for good. ``force`` salts the
-    keys, so identical inputs run again. What a rerun message and ``run`` share."""
-    spec, doc = get_analysis(name, index=services.index)
-    records = list(services.index.query(node=selection(spec, query, index=services.index)))
-    salt = secrets.token_hex(8) if force else ""
-    report = queue_jobs(services, spec, doc, records, actor=actor, salt=salt, dry_run=dry_run)
-    if not dry_run:
-        again = []
-        for key in report.busy:
-            job = services.index.get_job(key=key)
-            if job is not None and job.state == "failed":
-                retry = dataclasses.replace(job, state="planned", message="queued again by a run", updated=time.time())
-                if services.index.swap_job(job=retry, state="failed", attempts=job.attempts):
-                    again.append(key)
-        if again:
-            publish_all(services.bus, [JobQueued(k).to_message() for k in again], topic=QUEUE_TOPIC)
-    return spec, report
 
 
 def run_analysis(

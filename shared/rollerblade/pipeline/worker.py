@@ -24,12 +24,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+from rollerblade.abids import layout
 from rollerblade.analyses.spec import AnalysisSpec
 from rollerblade.errors import NotFound
 from rollerblade.pipeline.analyses import get_analysis
 from rollerblade.pipeline.dispatch import pump
 from rollerblade.pipeline.events import publish_all
-from rollerblade.pipeline.jobflow import Services, collect, reconcile, submit_job
+from rollerblade.pipeline.jobflow import collect, reconcile, submit_job
 from rollerblade.pipeline.messages import (
     JOBS_TOPIC,
     OBJECTS_TOPIC,
@@ -37,8 +38,10 @@ from rollerblade.pipeline.messages import (
     RERUNS_TOPIC,
     RESULTS_TOPIC,
     SCANS_TOPIC,
+    TOPICS,
     JobQueued,
 )
+from rollerblade.pipeline.services import Services
 from rollerblade.records import DATASETS_PREFIX, DERIVATIVES_PREFIX, Actor, ObjectEvent
 
 log = logging.getLogger(__name__)
@@ -81,8 +84,6 @@ class BucketWatcher:
         return found
 
     def _indexed(self) -> Iterator[tuple[str, int | None]]:
-        from rollerblade.abids import layout  # noqa: PLC0415
-
         index = self.services.index
         for dataset in index.datasets():
             for record in index.records(dataset=dataset.name):
@@ -265,12 +266,7 @@ class Worker:
 def topic_depths(services: Services) -> dict[str, int]:
     """Messages waiting per topic (buses that can count them)."""
     pending = getattr(services.bus, "pending", None)
-    if pending is None:
-        return {}
-    return {
-        topic: pending(topic=topic)
-        for topic in (OBJECTS_TOPIC, SCANS_TOPIC, QUEUE_TOPIC, JOBS_TOPIC, RESULTS_TOPIC, RERUNS_TOPIC)
-    }
+    return {topic: pending(topic=topic) for topic in TOPICS} if pending is not None else {}
 
 
 def requeue(services: Services, keys: list[str]) -> None:

@@ -1,0 +1,55 @@
+"""The bundle every use case takes: the ports, and the executor made on first use.
+
+Entry points build it once (``Stack.services``, a test's fixture) and pass it down with
+the acting principal; use cases never open adapters themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rollerblade.analyses.spec import AnalysisSpec
+from rollerblade.ports import EventBus, Executor, Index, Storage
+
+
+@dataclasses.dataclass
+class Services:
+    """The bundle every use case takes: the ports, and the executor made on first use."""
+
+    storage: Storage
+    index: Index
+    bus: EventBus
+    executor_name: str = "docker"
+    make_executor: Callable[[], Executor] | None = None
+    _executor: Executor | None = None
+    _digests: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def executor(self) -> Executor:
+        if self._executor is None:
+            if self.make_executor is None:
+                raise RuntimeError("these services have no executor")
+            self._executor = self.make_executor()
+        return self._executor
+
+    def image_of(self, doc: Mapping[str, Any]) -> tuple[str, str]:
+        """(what the executor runs, its digest) for a registered Analysis: the job key is
+        made from what actually runs, so the process executor keys jobs with the folder's
+        digest, not the Docker image's."""
+        if self.executor_name == doc.get("executor", "docker"):
+            digest = str(doc["image_digest"])
+        else:
+            folder = str(doc["folder"])
+            if folder not in self._digests:
+                spec = AnalysisSpec.from_doc(doc["spec"])
+                self._digests[folder] = self.executor.prepare(
+                    folder=folder,
+                    image_build=spec.image.build,
+                    image_ref=spec.image.ref,
+                    tag=f"rollerblade/{spec.name}:{spec.version}",
+                )
+            digest = self._digests[folder]
+        image = digest if self.executor_name != "process" else str(doc["folder"])
+        return image, digest

@@ -166,3 +166,23 @@ def test_a_rules_change_while_jobs_are_in_flight(
     assert job.tags == ("final",)  # tagged with the rules in force when it ended
     assert querying.count_records("analysis=tool AND tag=final", index=stack.index, actor=ACTOR) == 1
     worker.shutdown()
+
+
+def test_a_job_end_delivered_again_after_a_crash_cleans_up_the_staged_outputs(stack: Stack) -> None:
+    """A crash between recording a job's result and removing its staged outputs leaves them
+    in the bucket; the redelivered job.ended (stale by then) removes them."""
+    from rollerblade.analyses.jobs import JobEnded, output_prefix
+    from rollerblade.pipeline.completion import on_job_ended
+
+    services = Services(stack.storage, stack.index, stack.bus, executor_name="process", _executor=process(stack))
+    job = JobRecord(
+        key="c" * 64, analysis="tool", version="1", dataset="drop", slice_id="x", state="succeeded",
+        image_digest="sha256:x", params={}, sources=(), outputs=("o.nii.gz",), attempts=2,
+    )  # fmt: skip
+    stack.index.put_job(job=job)
+    for attempt in (1, 2):  # attempt 1 lost by a killed serve, attempt 2 committed, then the crash
+        stack.storage.put_bytes(key=output_prefix(job.key, attempt) + "o.nii.gz", data=b"x")
+    assert on_job_ended(services, JobEnded(job.key, 2, "succeeded"), actor=ACTOR) == "stale"
+    assert on_job_ended(services, JobEnded(job.key, 1, "lost"), actor=ACTOR) == "stale"
+    assert not list(stack.storage.list(prefix=f"jobs/{job.key}/"))
+    assert stack.index.get_job(key=job.key) == job  # a stale end changes no state

@@ -55,6 +55,8 @@ def on_job_ended(services: Services, ended: JobEnded, *, actor: Actor, tag_rules
         if job.attempts == ended.attempt and job.state in ("succeeded", "failed"):
             # a redelivery after the state was written: announce the result again
             services.bus.publish(topic=RESULTS_TOPIC, message=_result(job).to_message())
+        # a redelivery after a crash between recording the state and cleaning up: clean up
+        _discard(services.storage, output_prefix(ended.key, ended.attempt))
         return "stale"
     try:
         spec: AnalysisSpec | None = get_analysis(job.analysis, index=index)[0]
@@ -80,7 +82,7 @@ def on_job_ended(services: Services, ended: JobEnded, *, actor: Actor, tag_rules
         final = dataclasses.replace(stamped, state="succeeded", message="", tags=tags)
         if index.swap_job(job=final, state="running", attempts=ended.attempt):
             services.bus.publish(topic=RESULTS_TOPIC, message=_result(final).to_message())
-        _discard(services.storage, prefix)
+        _discard(services.storage, f"jobs/{job.key}/")  # every attempt's staged outputs
         return "succeeded"
     message = problem + where
     counted = ended.attempt - job.lost
@@ -97,7 +99,7 @@ def on_job_ended(services: Services, ended: JobEnded, *, actor: Actor, tag_rules
             services.bus.publish(topic=QUEUE_TOPIC, message=JobQueued(job.key).to_message())
         else:
             services.bus.publish(topic=RESULTS_TOPIC, message=_result(following).to_message())
-    _discard(services.storage, prefix)
+    _discard(services.storage, f"jobs/{job.key}/" if following.state == "failed" else prefix)
     return "retried" if following.state == "planned" else "failed"
 
 

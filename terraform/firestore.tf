@@ -5,6 +5,7 @@ resource "google_firestore_database" "index" {
   name        = "(default)"
   location_id = var.region
   type        = "FIRESTORE_NATIVE"
+  depends_on  = [google_project_service.enabled]
 }
 
 locals {

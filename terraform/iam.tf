@@ -1,14 +1,17 @@
 # Least privilege: the functions read the bucket and write Firestore; the invoker account
-# only calls the functions.
+# only calls the functions. The cluster's identities are in workload_identity.tf, the
+# CLI users' in users.tf.
 
 resource "google_service_account" "functions" {
   account_id   = "rollerblade-functions"
-  display_name = "Rollerblade Cloud Functions (index_object, rerun)"
+  display_name = "Rollerblade Cloud Functions (index_object, rerun, rule_engine, job_events)"
+  depends_on   = [google_project_service.enabled]
 }
 
 resource "google_service_account" "invoker" {
   account_id   = "rollerblade-invoker"
   display_name = "Pub/Sub push identity that invokes Rollerblade functions"
+  depends_on   = [google_project_service.enabled]
 }
 
 resource "google_storage_bucket_iam_member" "functions_read_bucket" {

@@ -24,8 +24,43 @@ output "index_object_uri" {
 }
 
 output "functions_service_account" {
-  description = "Identity of the functions."
+  description = "Identity of the functions; deploy/k8s/ binds it to the Role that creates Jobs in jobs_namespace."
   value       = google_service_account.functions.email
+}
+
+output "functions_build_service_account" {
+  description = "Identity Cloud Build uses to build the functions."
+  value       = google_service_account.functions_build.email
+}
+
+output "artifact_registry" {
+  description = "Docker repository for Rollerblade's and the Analyses' images: push REGISTRY/IMAGE:TAG."
+  value       = "${google_artifact_registry_repository.images.location}-docker.pkg.dev/${var.project}/${google_artifact_registry_repository.images.repository_id}"
+}
+
+output "cluster_name" {
+  description = "GKE Autopilot cluster that runs Analyses (gcloud container clusters get-credentials NAME --location LOCATION)."
+  value       = google_container_cluster.jobs.name
+}
+
+output "cluster_location" {
+  description = "Region of the cluster."
+  value       = google_container_cluster.jobs.location
+}
+
+output "jobs_namespace" {
+  description = "Kubernetes namespace of the Analysis Jobs and the job watcher."
+  value       = var.jobs_namespace
+}
+
+output "job_service_account" {
+  description = "Google service account of the Analysis pods' stage-in/store-out containers: annotate KSA rollerblade-job with it (iam.gke.io/gcp-service-account)."
+  value       = google_service_account.job.email
+}
+
+output "watcher_service_account" {
+  description = "Google service account of the job watcher: annotate KSA rollerblade-watcher with it (iam.gke.io/gcp-service-account)."
+  value       = google_service_account.watcher.email
 }
 
 output "cli_environment" {
@@ -36,5 +71,6 @@ output "cli_environment" {
     ROLLERBLADE_BUCKET            = google_storage_bucket.abids.name
     ROLLERBLADE_COLLECTION_PREFIX = var.collection_prefix
     ROLLERBLADE_TOPIC_PREFIX      = "rollerblade-" # the deployment indexes uploads: the CLI waits, never indexes twice
+    ROLLERBLADE_GKE_NAMESPACE     = var.jobs_namespace
   }
 }

@@ -20,8 +20,10 @@ locals {
 }
 
 resource "google_pubsub_topic" "pipeline" {
-  for_each = local.pipeline_routes
-  name     = "rollerblade-${each.key}"
+  # checkov:skip=CKV_GCP_83: messages are small event envelopes (ids, paths, job keys), encrypted at rest with Google-managed keys; a CMEK key ring cannot be deleted and adds KMS cost
+  for_each   = local.pipeline_routes
+  name       = "rollerblade-${each.key}"
+  depends_on = [google_project_service.enabled]
 }
 
 resource "google_cloudfunctions2_function" "pipeline" {
@@ -30,8 +32,9 @@ resource "google_cloudfunctions2_function" "pipeline" {
   location = var.region
 
   build_config {
-    runtime     = "python311"
-    entry_point = each.key
+    runtime         = "python311"
+    entry_point     = each.key
+    service_account = google_service_account.functions_build.id
     source {
       storage_source {
         bucket = google_storage_bucket.functions_source.name
@@ -47,8 +50,11 @@ resource "google_cloudfunctions2_function" "pipeline" {
     max_instance_request_concurrency = 1
     ingress_settings                 = "ALLOW_INTERNAL_ONLY"
     service_account_email            = google_service_account.functions.email
-    environment_variables            = local.function_env
+    # job_events submits the queued jobs to the cluster (functions.tf: gke_env)
+    environment_variables = each.key == "job_events" ? merge(local.function_env, local.gke_env) : local.function_env
   }
+
+  depends_on = [google_project_iam_member.functions_build_logs, google_project_iam_member.functions_build_images, google_project_iam_member.functions_build_objects]
 }
 
 resource "google_pubsub_subscription" "pipeline" {

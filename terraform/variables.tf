@@ -47,3 +47,142 @@ variable "function_max_instances" {
   type        = number
   default     = 20
 }
+
+variable "noncurrent_version_days" {
+  description = "Days a noncurrent (overwritten or deleted) object version is kept in the aBIDS bucket before it is deleted."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.noncurrent_version_days >= 1
+    error_message = "Keep noncurrent versions at least one day."
+  }
+}
+
+variable "audit_bucket_access" {
+  description = "Record Cloud Audit Logs Data Access entries (reads and writes of objects) for Cloud Storage in this project. Off by default: every object a job stages becomes a billed log entry."
+  type        = bool
+  default     = false
+}
+
+variable "cli_members" {
+  description = "Principals who use the rollerblade CLI against this deployment, e.g. [\"group:lab@example.org\", \"user:ana@example.org\"]."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.cli_members : can(regex("^(user|group|serviceAccount|domain|principal|principalSet):", m))])
+    error_message = "Each member is an IAM principal: user:, group:, serviceAccount:, domain:, principal: or principalSet:."
+  }
+}
+
+# --- The cloud executor: GKE Autopilot, Artifact Registry, Workload Identity ---
+
+variable "cluster_name" {
+  description = "Name of the GKE Autopilot cluster that runs Analyses."
+  type        = string
+  default     = "rollerblade"
+}
+
+variable "release_channel" {
+  description = "GKE release channel of the cluster (Autopilot clusters are always enrolled in one)."
+  type        = string
+  default     = "REGULAR"
+
+  validation {
+    condition     = contains(["RAPID", "REGULAR", "STABLE", "EXTENDED"], var.release_channel)
+    error_message = "release_channel is one of RAPID, REGULAR, STABLE, EXTENDED."
+  }
+}
+
+variable "cluster_deletion_protection" {
+  description = "Refuse `terraform destroy` of the cluster (set false, apply, then destroy to tear it down)."
+  type        = bool
+  default     = true
+}
+
+variable "master_authorized_networks" {
+  description = "CIDR blocks allowed to reach the cluster's public control-plane endpoint (e.g. the lab's egress range, for kubectl and the CLI's status)."
+  type = list(object({
+    cidr_block   = string
+    display_name = string
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for n in var.master_authorized_networks : can(cidrhost(n.cidr_block, 0)) && n.cidr_block != "0.0.0.0/0"])
+    error_message = "Each entry is a valid CIDR block, and not 0.0.0.0/0."
+  }
+}
+
+variable "cluster_google_cloud_access" {
+  description = "Let Google Cloud's own public addresses (Cloud Run functions, Cloud Build) reach the control plane. The functions submit Jobs from there; without it they need a VPC connector."
+  type        = bool
+  default     = true
+}
+
+variable "cluster_ip_ranges" {
+  description = "IP ranges of the cluster's subnetwork: nodes (primary), pods and services (secondary)."
+  type = object({
+    nodes    = string
+    pods     = string
+    services = string
+  })
+  default = {
+    nodes    = "10.10.0.0/20"
+    pods     = "10.64.0.0/14"
+    services = "10.10.16.0/20"
+  }
+}
+
+variable "jobs_namespace" {
+  description = "Kubernetes namespace of the Analysis Jobs and the job watcher."
+  type        = string
+  default     = "rollerblade-jobs"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.jobs_namespace))
+    error_message = "jobs_namespace must be a DNS label (lowercase letters, digits, '-')."
+  }
+}
+
+variable "max_jobs" {
+  description = "Jobs in flight on the cluster at once, over every Analysis; queued work waits in Pub/Sub."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.max_jobs >= 1
+    error_message = "max_jobs is at least 1."
+  }
+}
+
+variable "stager_image" {
+  description = "Image (by digest) of the stage-in/store-out containers of each Analysis pod: Rollerblade's image as Cloud Build pushed it. Empty: the functions use the setting's default."
+  type        = string
+  default     = ""
+}
+
+variable "artifact_registry_repository" {
+  description = "Name of the Artifact Registry Docker repository for Rollerblade's and the Analyses' images."
+  type        = string
+  default     = "rollerblade"
+}
+
+variable "artifact_immutable_tags" {
+  description = "Refuse to move a tag to another image: a tag names one image forever (push by version or commit, never `latest`)."
+  type        = bool
+  default     = true
+}
+
+variable "artifact_keep_versions" {
+  description = "Most recent versions of each image that the cleanup policy always keeps."
+  type        = number
+  default     = 10
+}
+
+variable "artifact_untagged_days" {
+  description = "Days after which an untagged image version (not among the most recent ones) is deleted. Tagged versions are kept: job records name them."
+  type        = number
+  default     = 30
+}

@@ -200,7 +200,8 @@ def test_rbac_is_namespaced_and_least_privilege() -> None:
             for verb in rule["verbs"]
         }
 
-    assert verbs("rollerblade-watcher", "batch", "jobs") == {"get", "list", "watch", "delete"}
+    # patch: the executor annotates a Job once its end is reported (GkeExecutor.mark_reported)
+    assert verbs("rollerblade-watcher", "batch", "jobs") == {"get", "list", "watch", "patch", "delete"}
     assert (
         verbs("rollerblade-watcher", "", "pods")
         == verbs("rollerblade-watcher", "", "pods/log")
@@ -210,7 +211,7 @@ def test_rbac_is_namespaced_and_least_privilege() -> None:
             "watch",
         }
     )
-    assert verbs("rollerblade-submitter", "batch", "jobs") == {"create", "get", "list", "watch", "delete"}
+    assert verbs("rollerblade-submitter", "batch", "jobs") == {"create", "get", "list", "watch", "patch", "delete"}
     assert (
         verbs("rollerblade-submitter", "", "pods")
         == verbs("rollerblade-submitter", "", "pods/log")
@@ -312,3 +313,30 @@ def test_the_vpc_resolves_google_apis_to_the_address_the_policies_allow() -> Non
     assert re.search(r'resource\s+"google_dns_managed_zone"', text) and "googleapis.com." in text
     for address in ("199.36.153.8", "199.36.153.9", "199.36.153.10", "199.36.153.11"):
         assert address in text, f"terraform/: private.googleapis.com A record {address}"
+
+
+def test_rbac_allows_every_call_the_gke_executor_makes() -> None:
+    """Read from the adapter's source: each ``<verb>_namespaced_<resource>`` call it makes.
+    The watcher may do all of them but create; the functions (submit, then report and
+    release what ended) all of them but watch."""
+    source = (ROOT / "shared" / "rollerblade" / "adapters" / "gke_exec.py").read_text()
+    calls = set(re.findall(r"\.(create|list|read|patch|delete)_namespaced_(job|pod_log|pod)\b", source))
+    verb = {"create": "create", "list": "list", "read": "get", "patch": "patch", "delete": "delete"}
+    resource = {"job": ("batch", "jobs"), "pod": ("", "pods"), "pod_log": ("", "pods/log")}
+    needed = {(verb[v], *resource[r]) for v, r in calls}
+    assert ("create", "batch", "jobs") in needed and ("patch", "batch", "jobs") in needed
+    if "watch.Watch()" in source:
+        needed.add(("watch", "batch", "jobs"))
+    roles = {role["metadata"]["name"]: role["rules"] for role in of_kind("Role")}
+
+    def allowed(role: str) -> set[tuple[str, str, str]]:
+        return {
+            (v, g, r)
+            for rule in roles[role]
+            for v in rule["verbs"]
+            for g in rule["apiGroups"]
+            for r in rule["resources"]
+        }
+
+    assert {n for n in needed if n[0] != "create"} <= allowed("rollerblade-watcher")
+    assert {n for n in needed if n[0] != "watch"} <= allowed("rollerblade-submitter")

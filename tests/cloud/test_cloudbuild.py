@@ -408,3 +408,31 @@ def dataclass_without_image(spec: Any) -> dict[str, Any]:
     doc = spec.to_doc()
     doc.pop("image")
     return doc
+
+
+def deploy_guide() -> str:
+    text = (ROOT / "docs" / "cloud.md").read_text()
+    return text.split("## Deploy from an empty project", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_deploy_guide_matches_the_build() -> None:
+    guide = deploy_guide()
+    blocks = "\n".join(re.findall(r"```sh\n(.*?)```", guide, re.S))
+    submitted = re.search(r'--substitutions="([^"]*(?:\\"[^"]*)*)"', blocks)
+    assert submitted and "gcloud builds submit --config cloudbuild.yaml" in blocks
+    given = set(re.findall(r"(?:^|,)(_[A-Z_]+)=", submitted.group(1)))
+    assert given and given <= set(DOC["substitutions"]), given - set(DOC["substitutions"])
+    for name in re.findall(r"`(_[A-Z_]+)`", guide):
+        assert name in DOC["substitutions"], name
+    assert "gs://$PROJECT-tfstate" in blocks and DOC["substitutions"]["_STATE_BUCKET"] == "${PROJECT_ID}-tfstate"
+    assert "-backend-config=prefix=rollerblade" in blocks and "-backend-config=prefix=rollerblade" in script(
+        BY_ID["terraform-init"]
+    )
+    paths = set()
+    for line in blocks.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("rollerblade "):
+            paths.add(tuple(resolve(shlex.split(line)[1:])))
+    assert {("import",), ("status",)} <= paths
+    for variable in re.findall(r"-var (\w+)=", blocks):
+        assert variable in terraform_variables(), variable

@@ -221,7 +221,7 @@ def test_every_analysis_image_is_built_from_its_folder_and_nothing_else() -> Non
     images = built_images()
     expected = {f"analyses/{name}": folder for name, folder in analyses_with_images().items()}
     assert expected, "the repository has example Analyses"
-    assert set(images) == set(expected) | {"rollerblade"}
+    assert set(images) == set(expected) | {"rollerblade"}, f"built {sorted(images)}, expected {sorted(expected)}"
     for image, folder in expected.items():
         step_id, context = images[image]
         assert (ROOT / context).resolve() == folder, image

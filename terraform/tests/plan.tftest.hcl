@@ -108,3 +108,232 @@ run "every_pipeline_event_has_a_topic_a_function_and_dead_letters" {
     error_message = "the rule engine function runs functions/main.py:rule_engine"
   }
 }
+
+# --- The cloud executor (issue 9) ---
+
+run "cluster_is_autopilot_with_private_nodes" {
+  command = plan
+
+  assert {
+    condition     = google_container_cluster.jobs.enable_autopilot == true
+    error_message = "the cluster must be GKE Autopilot"
+  }
+  assert {
+    condition     = google_container_cluster.jobs.private_cluster_config[0].enable_private_nodes == true && google_container_cluster.jobs.private_cluster_config[0].enable_private_endpoint == false
+    error_message = "nodes must be private; the endpoint stays public behind authorized networks"
+  }
+  assert {
+    condition     = google_container_cluster.jobs.release_channel[0].channel == "REGULAR"
+    error_message = "the cluster follows the REGULAR release channel by default"
+  }
+  assert {
+    condition     = google_container_cluster.jobs.workload_identity_config[0].workload_pool == "rollerblade-test.svc.id.goog"
+    error_message = "Workload Identity uses the project's pool"
+  }
+  assert {
+    condition     = google_container_cluster.jobs.deletion_protection == true
+    error_message = "the cluster is protected from deletion by default"
+  }
+  assert {
+    condition     = google_container_cluster.jobs.master_auth[0].client_certificate_config[0].issue_client_certificate == false
+    error_message = "no client certificates: Google identities only"
+  }
+  assert {
+    condition     = google_compute_subnetwork.jobs.private_ip_google_access == true
+    error_message = "private nodes reach Artifact Registry and Cloud Storage through Private Google Access"
+  }
+}
+
+run "only_authorized_networks_reach_the_control_plane" {
+  command = plan
+  variables {
+    master_authorized_networks = [{ cidr_block = "192.0.2.0/24", display_name = "lab" }]
+  }
+
+  assert {
+    condition     = [for b in google_container_cluster.jobs.master_authorized_networks_config[0].cidr_blocks : b.cidr_block] == ["192.0.2.0/24"]
+    error_message = "master_authorized_networks become the cluster's authorized CIDR blocks"
+  }
+  assert {
+    condition     = google_container_cluster.jobs.master_authorized_networks_config[0].gcp_public_cidrs_access_enabled == true
+    error_message = "the functions submit Jobs from Google Cloud's addresses"
+  }
+}
+
+run "rejects_an_open_control_plane" {
+  command = plan
+  variables {
+    master_authorized_networks = [{ cidr_block = "0.0.0.0/0", display_name = "anyone" }]
+  }
+  expect_failures = [var.master_authorized_networks]
+}
+
+run "workload_identity_binds_the_two_kubernetes_service_accounts" {
+  command = plan
+
+  assert {
+    condition     = google_service_account_iam_member.job_workload_identity.member == "serviceAccount:rollerblade-test.svc.id.goog[rollerblade-jobs/rollerblade-job]"
+    error_message = "KSA rollerblade-job in rollerblade-jobs impersonates the job service account"
+  }
+  assert {
+    condition     = google_service_account_iam_member.watcher_workload_identity.member == "serviceAccount:rollerblade-test.svc.id.goog[rollerblade-jobs/rollerblade-watcher]"
+    error_message = "KSA rollerblade-watcher in rollerblade-jobs impersonates the watcher service account"
+  }
+  assert {
+    condition     = google_service_account_iam_member.job_workload_identity.role == "roles/iam.workloadIdentityUser" && google_service_account_iam_member.watcher_workload_identity.role == "roles/iam.workloadIdentityUser"
+    error_message = "Workload Identity bindings use roles/iam.workloadIdentityUser"
+  }
+}
+
+run "workload_identity_follows_the_jobs_namespace" {
+  command = plan
+  variables {
+    jobs_namespace = "lab-jobs"
+  }
+
+  assert {
+    condition     = google_service_account_iam_member.job_workload_identity.member == "serviceAccount:rollerblade-test.svc.id.goog[lab-jobs/rollerblade-job]"
+    error_message = "the binding names the configured namespace"
+  }
+}
+
+run "job_pods_read_inputs_and_write_only_staging_and_logs" {
+  command = plan
+
+  assert {
+    condition     = strcontains(google_storage_bucket_iam_member.job_reads_inputs.condition[0].expression, "projects/_/buckets/rollerblade-test-abids/objects/datasets/")
+    error_message = "job pods read datasets/"
+  }
+  assert {
+    condition     = google_storage_bucket_iam_member.job_reads_inputs.role == "roles/storage.objectViewer"
+    error_message = "job pods only read their inputs"
+  }
+  assert {
+    condition = (
+      strcontains(google_storage_bucket_iam_member.job_writes_outputs.condition[0].expression, "/objects/jobs/")
+      && strcontains(google_storage_bucket_iam_member.job_writes_outputs.condition[0].expression, "/objects/logs/")
+      && !strcontains(google_storage_bucket_iam_member.job_writes_outputs.condition[0].expression, "derivatives/")
+      && !strcontains(google_storage_bucket_iam_member.job_writes_outputs.condition[0].expression, "datasets/")
+    )
+    error_message = "job pods write under jobs/ and logs/ only"
+  }
+  assert {
+    condition     = google_pubsub_topic_iam_member.watcher_publishes_jobs.role == "roles/pubsub.publisher"
+    error_message = "the watcher publishes job events"
+  }
+  assert {
+    condition     = google_project_iam_member.functions_reach_cluster.role == "roles/container.clusterViewer"
+    error_message = "IAM lets the functions reach the cluster API, no more (RBAC does the rest)"
+  }
+  assert {
+    condition     = google_artifact_registry_repository_iam_member.nodes_pull.role == "roles/artifactregistry.reader"
+    error_message = "the nodes pull images from the repository"
+  }
+}
+
+run "a_fresh_project_gets_its_apis_state_and_lifecycle" {
+  command = plan
+
+  assert {
+    condition     = alltrue([for s in ["container.googleapis.com", "artifactregistry.googleapis.com", "cloudfunctions.googleapis.com", "cloudbuild.googleapis.com", "run.googleapis.com", "pubsub.googleapis.com", "firestore.googleapis.com", "storage.googleapis.com", "iam.googleapis.com", "logging.googleapis.com", "compute.googleapis.com"] : contains(keys(google_project_service.enabled), s)])
+    error_message = "every API the configuration uses is enabled"
+  }
+  assert {
+    condition     = alltrue([for s in google_project_service.enabled : s.disable_on_destroy == false])
+    error_message = "destroying the deployment must not disable APIs others may use"
+  }
+  assert {
+    condition     = google_storage_bucket.abids.lifecycle_rule[0].condition[0].days_since_noncurrent_time == 30 && google_storage_bucket.abids.lifecycle_rule[0].action[0].type == "Delete"
+    error_message = "noncurrent object versions are deleted after noncurrent_version_days"
+  }
+  assert {
+    condition     = google_pubsub_subscription.reruns.retry_policy[0].minimum_backoff == "10s"
+    error_message = "the reruns subscription retries with backoff"
+  }
+  assert {
+    condition     = alltrue([for s in concat([google_pubsub_subscription.index_object, google_pubsub_subscription.reruns], values(google_pubsub_subscription.pipeline)) : length(s.retry_policy) == 1])
+    error_message = "every push subscription has a retry policy"
+  }
+  assert {
+    condition     = google_artifact_registry_repository.images.docker_config[0].immutable_tags == true
+    error_message = "image tags are immutable"
+  }
+  assert {
+    condition     = output.artifact_registry == "europe-west1-docker.pkg.dev/rollerblade-test/rollerblade"
+    error_message = "artifact_registry is REGION-docker.pkg.dev/PROJECT/REPO"
+  }
+  assert {
+    condition     = output.jobs_namespace == "rollerblade-jobs"
+    error_message = "jobs_namespace is output for deploy/k8s"
+  }
+}
+
+run "job_events_submits_to_the_cluster" {
+  command = apply # mocked: computed values (endpoint, CA, ids) get stand-in values
+
+  assert {
+    condition     = google_cloudfunctions2_function.pipeline["job_events"].service_config[0].environment_variables["ROLLERBLADE_EXECUTOR"] == "gke"
+    error_message = "the functions run Analyses on GKE"
+  }
+  assert {
+    condition     = google_cloudfunctions2_function.pipeline["job_events"].service_config[0].environment_variables["ROLLERBLADE_GKE_NAMESPACE"] == "rollerblade-jobs"
+    error_message = "job_events submits into the jobs namespace"
+  }
+  assert {
+    condition     = google_cloudfunctions2_function.pipeline["job_events"].service_config[0].environment_variables["ROLLERBLADE_GKE_ENDPOINT"] == "https://${google_container_cluster.jobs.endpoint}"
+    error_message = "job_events reaches the cluster's endpoint"
+  }
+  assert {
+    condition     = google_cloudfunctions2_function.pipeline["job_events"].service_config[0].environment_variables["ROLLERBLADE_GKE_CA_CERT"] == google_container_cluster.jobs.master_auth[0].cluster_ca_certificate
+    error_message = "job_events trusts the cluster's CA"
+  }
+  assert {
+    condition     = google_cloudfunctions2_function.pipeline["job_events"].service_config[0].environment_variables["ROLLERBLADE_MAX_JOBS"] == "50"
+    error_message = "max_jobs caps the jobs in flight"
+  }
+  assert {
+    condition     = !contains(keys(google_cloudfunctions2_function.pipeline["rule_engine"].service_config[0].environment_variables), "ROLLERBLADE_GKE_ENDPOINT")
+    error_message = "only job_events talks to the cluster"
+  }
+  assert {
+    condition     = !contains(keys(google_cloudfunctions2_function.pipeline["job_events"].service_config[0].environment_variables), "ROLLERBLADE_STAGER_IMAGE")
+    error_message = "no stager image unless one is given"
+  }
+  assert {
+    condition     = alltrue([for f in concat([google_cloudfunctions2_function.index_object, google_cloudfunctions2_function.rerun], values(google_cloudfunctions2_function.pipeline)) : f.build_config[0].service_account == google_service_account.functions_build.id])
+    error_message = "every function is built by the dedicated build service account"
+  }
+}
+
+run "cli_members_get_the_cli_roles" {
+  command = plan
+  variables {
+    cli_members  = ["group:lab@example.org"]
+    stager_image = "europe-west1-docker.pkg.dev/rollerblade-test/rollerblade/rollerblade@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+  }
+
+  assert {
+    condition     = google_storage_bucket_iam_member.cli_bucket["group:lab@example.org"].role == "roles/storage.objectUser"
+    error_message = "CLI users read and write the bucket"
+  }
+  assert {
+    condition     = google_project_iam_member.cli_firestore["group:lab@example.org"].role == "roles/datastore.user"
+    error_message = "CLI users query the index"
+  }
+  assert {
+    condition     = length(google_pubsub_topic_iam_member.cli_publish) == 5
+    error_message = "CLI users publish on the reruns topic and the four pipeline topics"
+  }
+  assert {
+    condition     = google_cloudfunctions2_function.pipeline["job_events"].service_config[0].environment_variables["ROLLERBLADE_STAGER_IMAGE"] == var.stager_image
+    error_message = "the stager image reaches job_events"
+  }
+}
+
+run "rejects_a_cli_member_that_is_not_a_principal" {
+  command = plan
+  variables {
+    cli_members = ["lab@example.org"]
+  }
+  expect_failures = [var.cli_members]
+}

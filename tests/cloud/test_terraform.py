@@ -43,6 +43,28 @@ def test_functions_and_settings_match_the_code() -> None:
         assert var in fields, f"{ENV_PREFIX}{var} is not a setting"
 
 
+def test_state_is_remote_and_the_provider_bounded() -> None:
+    """A partial GCS backend (the bucket comes from `init -backend-config`), and a provider
+    constraint with an upper bound that admits the version the offline checks validate."""
+    versions = (TERRAFORM / "versions.tf").read_text()
+    assert re.search(r'^\s*backend\s+"gcs"\s*\{\s*\}', versions, re.M), "state must live in GCS (partial configuration)"
+    constraint = re.search(r'^\s*version\s*=\s*"([^"]+)"', versions, re.M)
+    assert constraint and "<" in constraint.group(1), "the google provider version must be bounded"
+    standin = re.search(r"^VER=([\d.]+)$", (TERRAFORM / "offline" / "setup.sh").read_text(), re.M)
+    assert standin
+    version = tuple(int(x) for x in standin.group(1).split("."))
+    for clause in constraint.group(1).split(","):
+        match = re.fullmatch(r"\s*(>=|<|<=|>|=)?\s*([\d.]+)\s*", clause)
+        assert match, clause
+        op, bound = match.groups()
+        limit = tuple(int(x) for x in bound.split("."))
+        limit += (0,) * (3 - len(limit))
+        assert {">=": version >= limit, "<": version < limit, "<=": version <= limit, ">": version > limit}.get(
+            op or "=", version == limit
+        ), f"the stand-in's provider {standin.group(1)} is outside {constraint.group(1)!r}"
+    assert not list(TERRAFORM.glob(".terraform.lock.hcl")), "no lock file made against the offline stand-in"
+
+
 def test_firestore_indexes_cover_the_structural_queries() -> None:
     indexes = json.loads((ROOT / "firestore.indexes.json").read_text())["indexes"]
     pairs = {(i["collectionGroup"], tuple(f["fieldPath"] for f in i["fields"])) for i in indexes}
@@ -102,4 +124,4 @@ def test_terraform_tests_pass_with_a_mocked_provider(
     offline_terraform: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     result = offline_terraform("test")
-    assert result.returncode == 0 and "7 passed, 0 failed" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 0 and "17 passed, 0 failed" in result.stdout, result.stdout + result.stderr

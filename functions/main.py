@@ -18,14 +18,27 @@ acknowledged, and a bad object (corrupt NIfTI, malformed name) is indexed with i
 Settings come from the environment (ROLLERBLADE_BACKEND=gcp, ROLLERBLADE_GCP_PROJECT,
 ROLLERBLADE_BUCKET, ROLLERBLADE_COLLECTION_PREFIX, and ROLLERBLADE_FUNCTION_ACTOR, the actor
 recorded on what the functions index); the stack is opened once per instance.
+
+Logs are structured: at import, the root logger gets one handler that writes each record
+to stdout as one JSON object per line, which Cloud Logging parses into a log entry
+(``severity``, ``message``, ``time``, source location, and as labels the function, the
+CloudEvent and Pub/Sub message ids and the topic of the event being handled). Without it
+the runtime drops the INFO lines, and every line would be a plain-text entry of unknown
+severity.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
+import datetime
+import functools
 import json
 import logging
 import os
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import functions_framework
@@ -41,6 +54,115 @@ from rollerblade.stack import Stack, open_stack
 log = logging.getLogger("rollerblade.functions")
 _stack: Stack | None = None
 
+#: Labels of the event being handled, added to every log line written while handling it.
+_log_labels: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "rollerblade_log_labels", default=None
+)
+
+#: Python levels -> Cloud Logging's LogSeverity names (a custom level takes the one below it).
+SEVERITIES = (
+    (logging.CRITICAL, "CRITICAL"),
+    (logging.ERROR, "ERROR"),
+    (logging.WARNING, "WARNING"),
+    (logging.INFO, "INFO"),
+    (logging.DEBUG, "DEBUG"),
+)
+
+
+class CloudLoggingFormatter(logging.Formatter):
+    """A record as one line of JSON in the shape Cloud Logging parses from a function's
+    stdout: ``severity``, ``message`` (with the traceback, which Error Reporting reads),
+    ``time``, ``logging.googleapis.com/sourceLocation`` and ``logging.googleapis.com/labels``
+    (the handled event's labels, the logger's name, and a record's ``labels`` extra)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            message += "\n" + self.formatStack(record.stack_info)
+        labels = {"logger": record.name, **(_log_labels.get() or {})}
+        extra = getattr(record, "labels", None)
+        if isinstance(extra, dict):
+            labels.update({str(k): str(v) for k, v in extra.items()})
+        entry = {
+            "severity": next((name for level, name in SEVERITIES if record.levelno >= level), "DEFAULT"),
+            "message": message,
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(),
+            "logging.googleapis.com/sourceLocation": {
+                "file": record.pathname,
+                "line": str(record.lineno),
+                "function": record.funcName,
+            },
+            "logging.googleapis.com/labels": labels,
+        }
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class _StdoutHandler(logging.Handler):
+    """Writes each record to the current ``sys.stdout`` (resolved per record, not at import)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stdout.write(self.format(record) + "\n")
+            sys.stdout.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def configure_logging(level: int = logging.INFO) -> logging.Handler:
+    """Install the JSON handler on the root logger, once (a second call returns it)."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if isinstance(handler, _StdoutHandler):
+            return handler
+    handler = _StdoutHandler()
+    handler.setFormatter(CloudLoggingFormatter())
+    root.addHandler(handler)
+    root.setLevel(level)
+    return handler
+
+
+@contextlib.contextmanager
+def log_labels(**labels: Any) -> Iterator[None]:
+    """Add ``labels`` (empty values left out) to the log lines written inside the block."""
+    token = _log_labels.set({**(_log_labels.get() or {}), **{k: str(v) for k, v in labels.items() if v}})
+    try:
+        yield
+    finally:
+        _log_labels.reset(token)
+
+
+def _event_labels(cloud_event: Any) -> dict[str, Any]:
+    """The CloudEvent's id and type, and for a Pub/Sub delivery its message id and subscription."""
+    labels: dict[str, Any] = {}
+    with contextlib.suppress(KeyError, TypeError, AttributeError):
+        labels["event_id"] = cloud_event["id"]
+        labels["event_type"] = cloud_event["type"]
+    data = getattr(cloud_event, "data", None)
+    if isinstance(data, dict):
+        message = data.get("message")
+        if isinstance(message, dict):
+            labels["message_id"] = message.get("messageId") or message.get("message_id")
+        subscription = data.get("subscription")
+        if isinstance(subscription, str):
+            labels["subscription"] = subscription.rsplit("/", 1)[-1]
+    return labels
+
+
+def _labelled(handler: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Run a function's handler with its event's labels on every log line."""
+
+    @functools.wraps(handler)
+    def run(cloud_event: Any) -> None:
+        with log_labels(function=handler.__name__, **_event_labels(cloud_event)):
+            handler(cloud_event)
+
+    return run
+
+
+configure_logging()
+
 
 def stack() -> Stack:
     global _stack
@@ -51,6 +173,7 @@ def stack() -> Stack:
 
 
 @functions_framework.cloud_event
+@_labelled
 def index_object(cloud_event: Any) -> None:
     try:
         bucket, event = notifications.decode_object_event(cloud_event["type"], cloud_event.data)
@@ -68,6 +191,7 @@ def index_object(cloud_event: Any) -> None:
 
 
 @functions_framework.cloud_event
+@_labelled
 def rerun(cloud_event: Any) -> None:
     try:
         message = (cloud_event.data or {}).get("message") or {}
@@ -113,18 +237,21 @@ def _deliver(cloud_event: Any, accepted: tuple[str, ...]) -> None:
     if topic not in accepted:
         log.error("%s message acknowledged without action: this function handles %s", message["type"], accepted)
         return
-    s = stack()
-    services = s.services
-    if topic == QUEUE_TOPIC and getattr(services.executor, "on_end", "absent") is None:
-        services.executor.on_end = lambda: jobflow.collect(services)  # type: ignore[attr-defined]
-    dispatch.deliver(services, topic, message, actor=Actor(s.settings.function_actor))
+    with log_labels(topic=topic, event=message["type"]):
+        s = stack()
+        services = s.services
+        if topic == QUEUE_TOPIC and getattr(services.executor, "on_end", "absent") is None:
+            services.executor.on_end = lambda: jobflow.collect(services)  # type: ignore[attr-defined]
+        dispatch.deliver(services, topic, message, actor=Actor(s.settings.function_actor))
 
 
 @functions_framework.cloud_event
+@_labelled
 def rule_engine(cloud_event: Any) -> None:
     _deliver(cloud_event, (SCANS_TOPIC, RESULTS_TOPIC))
 
 
 @functions_framework.cloud_event
+@_labelled
 def job_events(cloud_event: Any) -> None:
     _deliver(cloud_event, (QUEUE_TOPIC, JOBS_TOPIC))

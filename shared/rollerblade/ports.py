@@ -266,6 +266,11 @@ class JobSpec:
     timeout: float
     log_limit: int = 1 << 20
     pids_limit: int = 256
+    gpu: int = 0
+    accelerator: str = ""
+    spot: bool = False
+    disk: int = 1 << 30
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)  # analysis, dataset: for a cluster's labels
 
 
 class Executor(abc.ABC):
@@ -279,6 +284,14 @@ class Executor(abc.ABC):
     """
 
     name: str
+    #: Runs on this machine (its CPUs and memory bound how many jobs run at once); a
+    #: cluster executor is bounded by the in-flight limits instead.
+    local: bool = True
+
+    def check(self, *, spec: JobSpec) -> tuple[str, ...]:
+        """What this executor will change in ``spec``'s resources (notes for the job record);
+        raises :class:`~rollerblade.errors.InputError` for what it cannot run at all."""
+        return ()
 
     @abc.abstractmethod
     def prepare(self, *, folder: str, image_build: str | None, image_ref: str | None, tag: str) -> str:

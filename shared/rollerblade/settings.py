@@ -17,7 +17,7 @@ from typing import Any, Literal
 from rollerblade.errors import SettingsError
 
 Backend = Literal["local", "gcp"]
-ExecutorName = Literal["docker", "process"]
+ExecutorName = Literal["docker", "process", "gke"]
 ENV_PREFIX = "ROLLERBLADE_"
 
 
@@ -69,9 +69,38 @@ class Settings:
     its claim has lapsed. Env: ``ROLLERBLADE_IMPORT_LEASE``."""
 
     executor: ExecutorName = "docker"
-    """Where Analyses run: ``docker`` (the local engine, offline and locked down) or
-    ``process`` (plain processes on the host, for machines without Docker).
+    """Where Analyses run: ``docker`` (the local engine, offline and locked down),
+    ``process`` (plain processes on the host, for machines without Docker) or ``gke``
+    (Kubernetes Jobs: GKE Autopilot in the cloud deployment, see docs/cloud.md).
     Env: ``ROLLERBLADE_EXECUTOR``; CLI: ``run --executor``."""
+
+    max_jobs: int = 50
+    """Jobs in flight at once on the ``gke`` executor, all Analyses together (an Analysis
+    may set a lower ``resources.max_in_flight``); more wait in the job queue, not as
+    Pending pods. Env: ``ROLLERBLADE_MAX_JOBS``."""
+
+    gke_namespace: str = "rollerblade-jobs"
+    """Kubernetes namespace of the ``gke`` executor's Jobs. Env: ``ROLLERBLADE_GKE_NAMESPACE``."""
+
+    kubeconfig: str = ""
+    """Kubeconfig file of the ``gke`` executor's cluster (tests, a workstation); empty: the
+    in-cluster service account, or ``gke_endpoint`` with Google credentials.
+    Env: ``ROLLERBLADE_KUBECONFIG``."""
+
+    gke_endpoint: str = ""
+    """API server address of the GKE cluster (Terraform output), reached with the Google
+    credentials of the caller (the functions' service account). Env: ``ROLLERBLADE_GKE_ENDPOINT``."""
+
+    gke_ca_cert: str = ""
+    """The GKE cluster's CA certificate, base64 (Terraform output). Env: ``ROLLERBLADE_GKE_CA_CERT``."""
+
+    stager_image: str = ""
+    """Rollerblade's own image (pinned by digest), which stages each job's slice into its pod
+    and stores its outputs. Env: ``ROLLERBLADE_STAGER_IMAGE``."""
+
+    gke_pending_limit: float = 900.0
+    """Seconds a job's pod may stay Pending (unschedulable, quota) before the job ends in
+    error with the reason. Env: ``ROLLERBLADE_GKE_PENDING_LIMIT``."""
 
     function_actor: str = "cloud-function"
     """Actor that the Cloud Functions (functions/main.py) record on what they index and
@@ -119,7 +148,7 @@ class Settings:
 def _convert(name: str, value: Any) -> Any:
     if name == "home":
         return Path(value).expanduser()
-    if name in ("workers", "rerun_batch"):
+    if name in ("workers", "rerun_batch", "max_jobs"):
         try:
             number = int(value)
         except (TypeError, ValueError):
@@ -127,7 +156,7 @@ def _convert(name: str, value: Any) -> Any:
         if number < 1:
             raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be at least 1, not {number}")
         return number
-    if name in ("import_lease", "import_wait"):
+    if name in ("import_lease", "import_wait", "gke_pending_limit"):
         try:
             seconds = float(value)
         except (TypeError, ValueError):
@@ -136,8 +165,8 @@ def _convert(name: str, value: Any) -> Any:
             raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be between 0.1 and 86400 seconds, not {seconds}")
         return seconds
     if name == "executor":
-        if value not in ("docker", "process"):
-            raise SettingsError(f"{ENV_PREFIX}EXECUTOR must be 'docker' or 'process', not {value!r}")
+        if value not in ("docker", "process", "gke"):
+            raise SettingsError(f"{ENV_PREFIX}EXECUTOR must be 'docker', 'process' or 'gke', not {value!r}")
         return value
     if name == "backend":
         if value not in ("local", "gcp"):

@@ -9,11 +9,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rollerblade.adapters import local_bus, local_dir, sqlite_index
 from rollerblade.pipeline.services import Services
 from rollerblade.ports import EventBus, Executor, Index, Storage
 from rollerblade.settings import Settings
+
+if TYPE_CHECKING:
+    from rollerblade.adapters import gke_exec
 
 
 @dataclasses.dataclass
@@ -48,6 +53,7 @@ class Stack:
                 bus=self.bus,
                 executor_name=self.settings.executor,
                 make_executor=lambda: self.executor,
+                max_jobs=self.settings.max_jobs if self.settings.executor == "gke" else 0,
             )
         return self._services
 
@@ -74,24 +80,72 @@ def open_stack(settings: Settings, *, environ: Mapping[str, str] | None = None) 
     )
 
 
+def open_storage(settings: Settings, environ: Mapping[str, str]) -> Storage:
+    """Only the bucket (what a job's stage-in and store-out containers need)."""
+    if settings.backend == "gcp":
+        from rollerblade.adapters import gcs
+
+        return gcs.GcsStorage(
+            bucket=settings.bucket, project=settings.gcp_project, emulator_host=environ.get("STORAGE_EMULATOR_HOST")
+        )
+    return local_dir.LocalDirStorage(settings.bucket_root)
+
+
+def store_id(settings: Settings) -> str:
+    """Tells stores apart on a shared Docker engine or Kubernetes namespace."""
+    where = settings.bucket if settings.backend == "gcp" else str(settings.home.resolve())
+    return hashlib.sha256(where.encode()).hexdigest()[:16]
+
+
 def make_executor(settings: Settings, storage: Storage) -> Executor:
     workdir = settings.work_root
+    if settings.executor == "gke":
+        return make_gke_executor(settings, storage, workdir)
     if settings.executor == "process":
         from rollerblade.adapters import process_exec
 
         return process_exec.ProcessExecutor(storage=storage, workdir=workdir)
     from rollerblade.adapters import docker_exec
 
-    store_id = hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:16]
-    return docker_exec.DockerExecutor(store_id=store_id, storage=storage, workdir=workdir)
+    return docker_exec.DockerExecutor(store_id=store_id(settings), storage=storage, workdir=workdir)
+
+
+def make_gke_executor(settings: Settings, storage: Storage, workdir: Path) -> gke_exec.GkeExecutor:
+    """The ``gke`` executor (:class:`~rollerblade.adapters.gke_exec.GkeExecutor`), which also
+    serves ``rollerblade gke watch``."""
+    from rollerblade.adapters import gke_exec  # noqa: F811 - imported on use: the kubernetes client is optional
+    from rollerblade.errors import SettingsError
+
+    if not settings.stager_image:
+        raise SettingsError("the gke executor needs ROLLERBLADE_STAGER_IMAGE (Rollerblade's own image, by digest)")
+    env: dict[str, str] = {"ROLLERBLADE_BACKEND": settings.backend}
+    if settings.backend == "gcp":
+        env |= {"ROLLERBLADE_GCP_PROJECT": settings.gcp_project, "ROLLERBLADE_BUCKET": settings.bucket}
+    else:  # a directory bucket (a cluster on this machine): mounted into the pods at the same path
+        env |= {"ROLLERBLADE_HOME": str(settings.home.resolve())}
+    cluster = gke_exec.Cluster(
+        namespace=settings.gke_namespace,
+        stager_image=settings.stager_image,
+        store=store_id(settings),
+        stager_env=env,
+        bucket_path="" if settings.backend == "gcp" else str(settings.bucket_root.resolve()),
+        pending_limit=settings.gke_pending_limit,
+    )
+    api = gke_exec.api_client(
+        kubeconfig=settings.kubeconfig, endpoint=settings.gke_endpoint, ca_cert=settings.gke_ca_cert
+    )
+    builder = None
+    if settings.backend == "local":  # a cluster on this machine runs images of its Docker engine
+        from rollerblade.adapters import docker_exec
+
+        builder = docker_exec.DockerExecutor(store_id=store_id(settings), storage=storage, workdir=workdir).prepare
+    return gke_exec.GkeExecutor(storage=storage, cluster=cluster, api=api, builder=builder)
 
 
 def _open_gcp(settings: Settings, environ: Mapping[str, str]) -> Stack:
-    from rollerblade.adapters import firestore_index, gcs
+    from rollerblade.adapters import firestore_index
 
-    storage = gcs.GcsStorage(
-        bucket=settings.bucket, project=settings.gcp_project, emulator_host=environ.get("STORAGE_EMULATOR_HOST")
-    )
+    storage = open_storage(settings, environ)
     index = firestore_index.FirestoreIndex(
         project=settings.gcp_project, prefix=settings.collection_prefix, emulator="FIRESTORE_EMULATOR_HOST" in environ
     )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import logging
-import os
 import shutil
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from rollerblade.analyses.jobs import JobEnded, Outcome
 from rollerblade.errors import NotFound
+from rollerblade.pipeline.staging import stage_slice, store_outputs
 from rollerblade.ports import Executor, JobSpec, Storage
 
 log = logging.getLogger(__name__)
@@ -145,18 +145,7 @@ class LocalExecutor(Executor):
         shutil.rmtree(folder, ignore_errors=True)
         staged, output = folder / "input", folder / "output"
         output.mkdir(parents=True)
-        staged.mkdir()
-        for rel, key in spec.inputs.items():
-            target = _inside(staged, rel)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self.storage.download(key=key, destination=str(target))
-        for rel, data in spec.files.items():
-            target = _inside(staged, rel)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        for path in staged.rglob("*"):
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        staged.chmod(0o755)
+        stage_slice(self.storage, spec.inputs, spec.files, staged)
         log_path = folder / "log.txt"
         result = self.run(
             spec=ExecSpec(
@@ -176,7 +165,7 @@ class LocalExecutor(Executor):
         )
         if log_path.exists():
             self.storage.put_file(key=spec.log_key, source=str(log_path))
-        outputs, problems = self._store_outputs(output, spec.output_prefix)
+        outputs, problems = store_outputs(self.storage, output, spec.output_prefix)
         outcome: Outcome
         if result.error:
             outcome, message = "error", result.error
@@ -203,24 +192,3 @@ class LocalExecutor(Executor):
             outputs=tuple(outputs),
             problems=tuple(problems),
         )
-
-    def _store_outputs(self, output: Path, prefix: str) -> tuple[list[str], list[str]]:
-        stored: list[str] = []
-        problems: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(output):
-            for name in sorted(dirnames + filenames):
-                full = Path(dirpath, name)
-                rel = full.relative_to(output).as_posix()
-                if full.is_symlink():
-                    problems.append(f"output {rel} is a symlink (not allowed)")
-                elif name in filenames and full.is_file():
-                    self.storage.put_file(key=prefix + rel, source=str(full))
-                    stored.append(rel)
-        return sorted(stored), problems
-
-
-def _inside(root: Path, path: str) -> Path:
-    target = (root / path).resolve()
-    if not target.is_relative_to(root.resolve()) or ".." in path.split("/"):
-        raise ValueError(f"slice path {path!r} leaves the input folder")
-    return target

@@ -38,7 +38,7 @@ KEYS = (
     "retries",
 )
 REQUIRED = ("name", "version", "image", "command", "outputs")
-RESOURCE_KEYS = ("cpu", "memory", "timeout", "gpu")
+RESOURCE_KEYS = ("cpu", "memory", "timeout", "gpu", "accelerator", "spot", "disk", "max_in_flight")
 IMAGE_KEYS = ("build", "ref")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", re.I)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -54,6 +54,10 @@ class Resources:
     memory: int = 512 << 20  # bytes
     timeout: float = 3600.0  # seconds
     gpu: int = 0  # declared for the cloud executor; the local executors refuse gpu > 0
+    accelerator: str = ""  # the GPU type on GKE Autopilot (e.g. nvidia-l4); needed when gpu > 0
+    spot: bool = False  # GKE: run on Spot capacity (cheaper, may be preempted: retried as lost)
+    disk: int = 1 << 30  # GKE: ephemeral storage for /input, /output and /tmp (bytes)
+    max_in_flight: int = 0  # jobs of this Analysis submitted at once (0: only the total limit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,7 +231,7 @@ def _command(value: Any, fail: Any) -> tuple[str, ...]:
 
 def _resources(value: Any, fail: Any) -> Resources:
     if not isinstance(value, dict):
-        raise fail("resources", "must be a mapping with cpu, memory, timeout, gpu")
+        raise fail("resources", "must be a mapping with " + ", ".join(RESOURCE_KEYS))
     for key in value:
         if key not in RESOURCE_KEYS:
             raise fail(f"resources.{key}", f"unknown key (known: {', '.join(RESOURCE_KEYS)})")
@@ -252,4 +256,23 @@ def _resources(value: Any, fail: Any) -> Resources:
         if isinstance(gpu, bool) or not isinstance(gpu, int) or gpu < 0:
             raise fail("resources.gpu", f"{gpu!r} must be a whole number of GPUs")
         out["gpu"] = gpu
+    if "accelerator" in value:
+        accelerator = value["accelerator"]
+        if not isinstance(accelerator, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", accelerator):
+            raise fail("resources.accelerator", f"{accelerator!r} must be a GPU type such as nvidia-l4")
+        out["accelerator"] = accelerator
+    if "spot" in value:
+        if not isinstance(value["spot"], bool):
+            raise fail("resources.spot", f"{value['spot']!r} must be true or false")
+        out["spot"] = value["spot"]
+    if "max_in_flight" in value:
+        limit = value["max_in_flight"]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise fail("resources.max_in_flight", f"{limit!r} must be a whole number (0: no limit of its own)")
+        out["max_in_flight"] = limit
+    if "disk" in value:
+        try:
+            out["disk"] = parse_size(value["disk"])
+        except ValueError as e:
+            raise fail("resources.disk", str(e)) from None
     return Resources(**out)

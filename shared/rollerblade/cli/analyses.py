@@ -67,7 +67,7 @@ def show(name: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Only show the plan.")
 @click.option(
     "--executor",
-    type=click.Choice(["docker", "process"]),
+    type=click.Choice(["docker", "process", "gke"]),
     default=None,
     help="Where to run [env: ROLLERBLADE_EXECUTOR; default: docker].",
 )

@@ -18,6 +18,7 @@ import click
 from rollerblade import errors
 from rollerblade.cli import analyses as analyses_cli
 from rollerblade.cli import automation as automation_cli
+from rollerblade.cli import gke as gke_cli
 from rollerblade.cli import output
 from rollerblade.pipeline import deleting, importing, querying, reindex
 from rollerblade.pipeline import download as downloading
@@ -309,7 +310,7 @@ def demo(ctx: Context, subjects: int, workdir: Path | None, analyses_dir: Path |
     )
 
 
-for _command in (*analyses_cli.COMMANDS, *automation_cli.COMMANDS):
+for _command in (*analyses_cli.COMMANDS, *automation_cli.COMMANDS, *gke_cli.COMMANDS):
     cli.add_command(_command)
 
 

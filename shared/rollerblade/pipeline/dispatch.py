@@ -17,6 +17,7 @@ from typing import Any
 
 from rollerblade.errors import InputError, TemporaryError
 from rollerblade.pipeline import automation, completion, jobflow, reruns
+from rollerblade.pipeline.analyses import get_analysis
 from rollerblade.pipeline.batch_indexing import index_objects
 from rollerblade.pipeline.events import announce
 from rollerblade.pipeline.indexing import index_object
@@ -36,6 +37,9 @@ from rollerblade.pipeline.services import Services
 from rollerblade.records import Actor, ObjectEvent
 
 log = logging.getLogger(__name__)
+
+#: Seconds a job over the in-flight limits waits in the bus before it is offered again.
+QUEUE_WAIT = 20.0
 
 Outcome = BaseException | None  # None: done (ack); an exception: deliver again (nack)
 BatchHandler = Callable[[Services, Sequence[Any], Actor], list[Outcome]]
@@ -89,6 +93,14 @@ def _job_ended(services: Services, event: JobEnded, actor: Actor) -> None:
 
 
 def _queued(services: Services, event: JobQueued, actor: Actor) -> None:
+    if not services.executor.local:  # a cluster: work over the limits waits here, in the bus
+        job = services.index.get_job(key=event.key)
+        if job is None or job.state != "planned":
+            return
+        spec, _ = get_analysis(job.analysis, index=services.index)
+        why = jobflow.in_flight_limit(services, job.analysis, spec)
+        if why:
+            raise TemporaryError(f"job {event.key[:12]} waits: {why}", delay=QUEUE_WAIT)
     jobflow.submit_job(services, event.key, actor=actor)
 
 

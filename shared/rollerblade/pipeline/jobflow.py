@@ -34,7 +34,7 @@ from typing import Any
 
 from rollerblade.analyses.jobs import JobEnded, JobRecord, PlannedJob, output_prefix, plan_jobs
 from rollerblade.analyses.spec import AnalysisSpec
-from rollerblade.errors import NotFound
+from rollerblade.errors import InputError, NotFound
 from rollerblade.pipeline.analyses import get_analysis
 from rollerblade.pipeline.download import SlicePlan, write_selection
 from rollerblade.pipeline.events import publish_all
@@ -227,29 +227,60 @@ def submit_job(services: Services, key: str, *, actor: Actor) -> JobRecord | Non
     values = {**slice_doc["entities"], "dataset": job.dataset}
     command = tuple(_PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), p) for p in spec.command)
     res = spec.resources
-    services.executor.submit(
-        spec=JobSpec(
-            job_key=key,
-            attempt=attempt,
-            image=image,
-            command=command,
-            inputs=plan.inputs,
-            files=plan.files,
-            output_prefix=output_prefix(key, attempt),
-            log_key=logs_key(job),
-            env={
-                "ROLLERBLADE_INPUT": "/input",
-                "ROLLERBLADE_OUTPUT": "/output",
-                "ROLLERBLADE_SLICE_FILE": "/input/.rollerblade/slice.json",
-                "ROLLERBLADE_SLICE": json.dumps(slice_doc),
-                "ROLLERBLADE_PARAMS": json.dumps(dict(job.params)),
-            },
-            cpu=res.cpu,
-            memory=res.memory,
-            timeout=res.timeout,
-        )
+    job_spec = JobSpec(
+        job_key=key,
+        attempt=attempt,
+        image=image,
+        command=command,
+        inputs=plan.inputs,
+        files=plan.files,
+        output_prefix=output_prefix(key, attempt),
+        log_key=logs_key(job),
+        env={
+            "ROLLERBLADE_INPUT": "/input",
+            "ROLLERBLADE_OUTPUT": "/output",
+            "ROLLERBLADE_SLICE_FILE": "/input/.rollerblade/slice.json",
+            "ROLLERBLADE_SLICE": json.dumps(slice_doc),
+            "ROLLERBLADE_PARAMS": json.dumps(dict(job.params)),
+        },
+        cpu=res.cpu,
+        memory=res.memory,
+        timeout=res.timeout,
+        gpu=res.gpu,
+        accelerator=res.accelerator,
+        spot=res.spot,
+        disk=res.disk,
+        labels={"analysis": job.analysis, "dataset": job.dataset},
     )
+    try:
+        notes = services.executor.check(spec=job_spec)
+    except InputError as e:  # e.g. more than GKE Autopilot allows: ends in error, with the reason
+        ended = JobEnded(key, attempt, "error", message=f"{services.executor.name} refuses the job: {e}")
+        services.bus.publish(topic=JOBS_TOPIC, message=ended.to_message())
+        return running
+    if notes:  # e.g. requests rounded up to what Autopilot provisions: said in the job record
+        noted = dataclasses.replace(running, message="; ".join(notes), updated=time.time())
+        if index.swap_job(job=noted, state="running", attempts=attempt):
+            running = noted
+    services.executor.submit(spec=job_spec)
     return running
+
+
+def in_flight_limit(services: Services, analysis: str, spec: AnalysisSpec) -> str | None:
+    """Why a job of ``analysis`` must wait before it is submitted (None: it may go): the
+    total of jobs in flight is at ``services.max_jobs``, or this Analysis's own
+    ``resources.max_in_flight``. Counted from the index, so every instance sees the same
+    count; instances deciding at the same instant may overshoot by their number."""
+    if services.max_jobs:
+        running = len(services.index.jobs(state="running"))
+        if running >= services.max_jobs:
+            return f"{running} jobs in flight (limit {services.max_jobs})"
+    cap = spec.resources.max_in_flight
+    if cap:
+        mine = len(services.index.jobs(analysis=analysis, state="running"))
+        if mine >= cap:
+            return f"{mine} jobs of {analysis} in flight (its limit {cap})"
+    return None
 
 
 def logs_key(job: JobRecord) -> str:

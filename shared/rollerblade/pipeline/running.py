@@ -44,7 +44,7 @@ class RunReport:
     skipped: list[str] = dataclasses.field(default_factory=list)
     succeeded: list[str] = dataclasses.field(default_factory=list)
     failed: list[JobRecord] = dataclasses.field(default_factory=list)
-    parallel: int = 1
+    parallel: int | None = 1  # None: no limit of the run's own (a cluster's in-flight limits apply)
 
 
 def _gib(n: int) -> str:
@@ -90,7 +90,8 @@ def run_analysis(
     )
     machine = machine or Machine.this()
     spec, _ = get_analysis(name, index=index)
-    parallel = budget(spec, parallel, machine)
+    # a cluster: as many at once as the in-flight limits allow
+    parallel = budget(spec, parallel, machine) if executor.local else parallel or services.max_jobs or None
     spec, queued = queue_run(services, name, query, actor=actor, force=force, dry_run=dry_run)
     report = RunReport(analysis=name, planned=queued.planned, skipped=list(queued.done), parallel=parallel)
     for key in queued.problems:

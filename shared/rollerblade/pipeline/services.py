@@ -22,6 +22,8 @@ class Services:
     index: Index
     bus: EventBus
     executor_name: str = "docker"
+    #: Jobs in flight at once across the deployment (0: bounded only by the machine).
+    max_jobs: int = 0
     make_executor: Callable[[], Executor] | None = None
     _executor: Executor | None = None
     _digests: dict[str, str] = dataclasses.field(default_factory=dict)

@@ -30,7 +30,7 @@ from rollerblade.errors import NotFound
 from rollerblade.pipeline.analyses import get_analysis
 from rollerblade.pipeline.dispatch import pump
 from rollerblade.pipeline.events import publish_all
-from rollerblade.pipeline.jobflow import collect, reconcile, submit_job
+from rollerblade.pipeline.jobflow import collect, in_flight_limit, reconcile, submit_job
 from rollerblade.pipeline.messages import (
     JOBS_TOPIC,
     OBJECTS_TOPIC,
@@ -171,6 +171,10 @@ class Worker:
         return ended
 
     def _fits(self, spec: AnalysisSpec) -> bool:
+        if not self.services.executor.local:  # a cluster: the in-flight limits, not this machine
+            if self.slots is not None and len(self._running) >= self.slots:
+                return False
+            return in_flight_limit(self.services, spec.name, spec) is None
         if not self._running:
             return True  # one job always runs, whatever it declares (run refuses the impossible)
         if self.slots is not None and len(self._running) >= self.slots:

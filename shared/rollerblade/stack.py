@@ -130,6 +130,7 @@ def make_gke_executor(settings: Settings, storage: Storage, workdir: Path) -> gk
         stager_env=env,
         bucket_path="" if settings.backend == "gcp" else str(settings.bucket_root.resolve()),
         pending_limit=settings.gke_pending_limit,
+        stager_user=gke_exec.USER if settings.backend == "gcp" else settings.bucket_root.stat().st_uid,
     )
     api = gke_exec.api_client(
         kubeconfig=settings.kubeconfig, endpoint=settings.gke_endpoint, ca_cert=settings.gke_ca_cert

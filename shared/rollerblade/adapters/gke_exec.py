@@ -60,12 +60,8 @@ KEY, ATTEMPT, LOG_KEY, PREFIX, REPORTED = (
     "rollerblade.dev/reported",
 )
 USER = 65534
-#: Seconds for staging the slice and storing the outputs, on top of the Analysis's timeout.
-STAGING_ALLOWANCE = 300
 #: Image errors that no wait can fix; the job ends at once with the reason.
 IMAGE_ERRORS = ("ErrImageNeverPull", "InvalidImageName", "ErrImagePull", "ImagePullBackOff")
-#: A pull error may be a registry hiccup: it must persist this long before the job ends.
-PULL_GRACE = 60.0
 STAGER_RESOURCES = {"cpu": "250m", "memory": "512Mi", "ephemeral-storage": "64Mi"}
 
 
@@ -82,6 +78,12 @@ class Cluster:
     ttl_seconds: int = 3600
     pending_limit: float = 900.0
     pull_policy: str = "IfNotPresent"
+    pull_grace: float = 60.0  # seconds a pull error may last (a registry hiccup) before the job ends
+    staging_allowance: int = 300  # seconds for stage-in and store-out, on top of the timeout
+    #: The staging containers' user. 65534 in the cloud; a directory bucket on this machine
+    #: belongs to its owner, whom the staging containers must then run as (the Analysis
+    #: container always runs as 65534).
+    stager_user: int = USER
 
 
 def api_client(*, kubeconfig: str = "", endpoint: str = "", ca_cert: str = "") -> client.ApiClient:
@@ -169,6 +171,7 @@ def job_manifest(spec: JobSpec, cluster: Cluster, size: PodSize) -> dict[str, An
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+    stager_security = {**hardened, "runAsUser": cluster.stager_user, "runAsNonRoot": cluster.stager_user != 0}
     stager_env = [{"name": k, "value": v} for k, v in sorted(cluster.stager_env.items())]
     stager_env += [{"name": "HOME", "value": "/tmp"}, {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}]
     bucket_mounts = [{"name": "bucket", "mountPath": cluster.bucket_path}] if cluster.bucket_path else []
@@ -207,7 +210,7 @@ def job_manifest(spec: JobSpec, cluster: Cluster, size: PodSize) -> dict[str, An
                 "command": ["rollerblade", "gke", "stage-in", "--slice", pod_spec_key(spec), "--into", "/input"],
                 "env": stager_env,
                 "resources": {"requests": STAGER_RESOURCES, "limits": STAGER_RESOURCES},
-                "securityContext": hardened,
+                "securityContext": stager_security,
                 "volumeMounts": [{"name": "input", "mountPath": "/input"}, {"name": "tmp", "mountPath": "/tmp"}]
                 + bucket_mounts,
             },
@@ -245,7 +248,7 @@ def job_manifest(spec: JobSpec, cluster: Cluster, size: PodSize) -> dict[str, An
                 ],  # fmt: skip
                 "env": stager_env,
                 "resources": {"requests": STAGER_RESOURCES, "limits": STAGER_RESOURCES},
-                "securityContext": hardened,
+                "securityContext": stager_security,
                 "volumeMounts": [
                     {"name": "output", "mountPath": "/output", "readOnly": True},
                     {"name": "tmp", "mountPath": "/tmp"},
@@ -275,13 +278,13 @@ def job_manifest(spec: JobSpec, cluster: Cluster, size: PodSize) -> dict[str, An
         },
         "spec": {
             "backoffLimit": 0,
-            "activeDeadlineSeconds": int(spec.timeout) + STAGING_ALLOWANCE,
+            "activeDeadlineSeconds": int(spec.timeout) + cluster.staging_allowance,
             "ttlSecondsAfterFinished": cluster.ttl_seconds,
             # Kubernetes >= 1.26 (GKE): an Analysis's exit fails the Job at once; a disruption
             # (eviction, Spot preemption) does not count, and the pod is replaced.
             "podFailurePolicy": {
                 "rules": [
-                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
                     {
                         "action": "FailJob",
                         "onExitCodes": {"containerName": "analysis", "operator": "NotIn", "values": [0]},
@@ -494,7 +497,8 @@ class GkeExecutor(Executor):
             waiting = status.state.waiting if status.state else None
             if waiting is not None and waiting.reason in IMAGE_ERRORS:
                 first = self._stalled.setdefault(name, time.monotonic())
-                if waiting.reason in ("ErrImageNeverPull", "InvalidImageName") or time.monotonic() - first > PULL_GRACE:
+                hopeless = waiting.reason in ("ErrImageNeverPull", "InvalidImageName")
+                if hopeless or time.monotonic() - first > self.cluster.pull_grace:
                     why = f"{waiting.reason}: {waiting.message or ''}".strip()
                     return f"image of container {status.name} cannot be pulled: {why}"
         if pod.status.phase == "Pending" and age > self.cluster.pending_limit:

@@ -160,10 +160,18 @@ def status(as_json: bool) -> None:
             if hasattr(bus, "dead_letters")
         },
     }
+    if not stack.executor.local:  # a cluster: what it holds right now
+        counts = getattr(stack.executor, "counts", None)
+        try:
+            doc["cluster"] = counts() if counts is not None else {}
+        except Exception as e:  # unreachable cluster: say so, show the rest
+            doc["cluster"] = {"error": str(e)}
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
     click.echo("queues:  " + ", ".join(f"{t} {n}" for t, n in doc["queues"].items()))
+    if "cluster" in doc:
+        click.echo("cluster: " + ", ".join(f"{k} {v}" for k, v in doc["cluster"].items()))
     click.echo("jobs:    " + (", ".join(f"{s} {n}" for s, n in sorted(doc["jobs"].items())) or "none"))
     for failure in doc["last_failures"]:
         click.echo(f"failed:  {failure['key'][:12]} {failure['analysis']} {failure['slice']}: {failure['message']}")

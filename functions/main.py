@@ -9,8 +9,10 @@ acknowledged, and a bad object (corrupt NIfTI, malformed name) is indexed with i
   (job-results topic) messages: the pipeline rules plan jobs and queue them.
 * ``job_events``: ``job.queued`` (job-queue topic: submit to the executor) and
   ``job.ended`` (jobs topic: check, commit, index and tag the outputs, then publish the
-  job's result). Until the GKE executor exists, jobs run on the function host's Docker
-  engine (``ROLLERBLADE_EXECUTOR``), whose ends this function publishes itself.
+  job's result). With ``ROLLERBLADE_EXECUTOR=gke`` (Terraform sets it) a queued job becomes
+  a Kubernetes Job on the GKE Autopilot cluster, unless the in-flight limits are reached:
+  then the message is retried later, so the backlog waits in Pub/Sub, not as Pending
+  pods. The watcher Deployment (``rollerblade gke watch``) publishes the ends.
 * ``rerun``: a Pub/Sub message whose body is ``{"query": "<aBIDS query>"}``; a selection
   larger than ``ROLLERBLADE_RERUN_BATCH`` is fanned out as one message per batch on the
   reruns topic (``ROLLERBLADE_TOPIC_PREFIX`` + ``reruns``), which this function receives too.

@@ -114,10 +114,7 @@ def make_gke_executor(settings: Settings, storage: Storage, workdir: Path) -> gk
     """The ``gke`` executor (:class:`~rollerblade.adapters.gke_exec.GkeExecutor`), which also
     serves ``rollerblade gke watch``."""
     from rollerblade.adapters import gke_exec  # noqa: F811 - imported on use: the kubernetes client is optional
-    from rollerblade.errors import SettingsError
 
-    if not settings.stager_image:
-        raise SettingsError("the gke executor needs ROLLERBLADE_STAGER_IMAGE (Rollerblade's own image, by digest)")
     env: dict[str, str] = {"ROLLERBLADE_BACKEND": settings.backend}
     if settings.backend == "gcp":
         env |= {"ROLLERBLADE_GCP_PROJECT": settings.gcp_project, "ROLLERBLADE_BUCKET": settings.bucket}

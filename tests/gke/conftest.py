@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client, config
 
 from rollerblade.adapters import gke_exec
+from rollerblade.pipeline import analyses as analyses_use
+from rollerblade.ports import Executor
 from rollerblade.settings import Settings
 from rollerblade.stack import Stack, make_gke_executor, open_stack
 from tests import kube
-from tests.conftest import ROOT
+from tests.analyses.conftest import docker_executor, register  # noqa: F401 - fixtures shared with tests/analyses
+from tests.conftest import ACTOR, ROOT
 
 NAMESPACE = "rollerblade-jobs"
 
@@ -29,7 +32,9 @@ def kube_cluster(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) 
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
     core.create_namespaced_service_account(
         NAMESPACE,
-        client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="rollerblade-job"), automount_service_account_token=False),
+        client.V1ServiceAccount(
+            metadata=client.V1ObjectMeta(name="rollerblade-job"), automount_service_account_token=False
+        ),
     )
     yield cluster
     cluster.stop()
@@ -72,3 +77,11 @@ def quick(executor: gke_exec.GkeExecutor, **changes: object) -> gke_exec.GkeExec
 @pytest.fixture
 def gke_executor(gke_stack: Stack) -> gke_exec.GkeExecutor:
     return quick(make_gke_executor(gke_stack.settings, gke_stack.storage, gke_stack.settings.work_root))
+
+
+@pytest.fixture
+def register_gke(gke_stack: Stack) -> Callable[[Path, Executor], dict[str, object]]:
+    def run(folder: Path, executor: Executor) -> dict[str, object]:
+        return analyses_use.register_analysis(folder, index=gke_stack.index, executor=executor, actor=ACTOR)
+
+    return run

@@ -328,6 +328,8 @@ class GkeExecutor(Executor):
     # -- the port -------------------------------------------------------------------
 
     def check(self, *, spec: JobSpec) -> tuple[str, ...]:
+        if not self.cluster.stager_image:
+            raise InputError("ROLLERBLADE_STAGER_IMAGE is not set: Rollerblade's own image (by digest) stages each job")
         try:
             return pod_size(spec).notes
         except AutopilotRefusal as e:

@@ -3,6 +3,7 @@
 #   system: mricron-data (the Colin27 T1 with skull used by the demo and tests),
 #           docker.io + debootstrap (the engine Analyses run on; base image built offline)
 #   python: this package with its demo and test extras (nilearn, dipy, bids-validator-deno, ...)
+#   kube:   kube-apiserver, controller-manager, scheduler, kubelet for the gke executor's tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,4 +34,11 @@ python3 -c "import rollerblade, sys; print('setup: rollerblade from', rollerblad
 if [ "${ROLLERBLADE_SKIP_DOCKER:-0}" != 1 ]; then
   scripts/dockerd.sh >/dev/null
   docker/base/build.sh
+fi
+
+# The gke executor's tests run against a real Kubernetes API server, Job controller and
+# kubelet, built offline from Debian's source package (the first time: 5-15 minutes; cached).
+if [ "${ROLLERBLADE_SKIP_KUBE:-0}" != 1 ]; then
+  echo "setup: Kubernetes binaries (scripts/kube/build.sh; cached after the first build)" >&2
+  scripts/kube/build.sh >/dev/null
 fi

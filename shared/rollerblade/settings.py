@@ -19,6 +19,8 @@ from rollerblade.errors import SettingsError
 Backend = Literal["local", "gcp"]
 ExecutorName = Literal["docker", "process", "gke"]
 ENV_PREFIX = "ROLLERBLADE_"
+#: Variables of the build scripts (scripts/setup.sh, docker/*/build.sh), not settings.
+SCRIPT_VARIABLES = frozenset({"ROLLERBLADE_CACHE", "ROLLERBLADE_SKIP_DOCKER", "ROLLERBLADE_SKIP_KUBE"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +130,7 @@ class Settings:
         names = {f.name for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
         for var, raw in env.items():
-            if not var.startswith(ENV_PREFIX):
+            if not var.startswith(ENV_PREFIX) or var in SCRIPT_VARIABLES:
                 continue
             name = var[len(ENV_PREFIX) :].lower()
             if name not in names:

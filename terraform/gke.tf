@@ -4,7 +4,7 @@
 # - Private nodes: no node has an external address, and there is no Cloud NAT, so pods
 #   reach nothing on the internet; Private Google Access on the subnetwork lets the nodes
 #   pull images from Artifact Registry and the stage-in/store-out containers reach Cloud
-#   Storage.
+#   Storage, through private.googleapis.com (the private googleapis.com zone, dns.tf).
 # - The control plane keeps its public endpoint, open only to master_authorized_networks
 #   and, with cluster_google_cloud_access, to Google Cloud's own addresses, from which
 #   the job_events function submits Jobs (it has no VPC connector). Every caller still
@@ -21,7 +21,11 @@ locals {
 resource "google_compute_network" "jobs" {
   name                    = "rollerblade"
   auto_create_subnetworks = false
-  depends_on              = [google_project_service.enabled]
+  # Keep the default route to the default internet gateway: with no external address
+  # and no Cloud NAT it carries only Private Google Access traffic, which includes
+  # private.googleapis.com (199.36.153.8/30, dns.tf).
+  delete_default_routes_on_create = false
+  depends_on                      = [google_project_service.enabled]
 }
 
 resource "google_compute_subnetwork" "jobs" {

@@ -16,6 +16,7 @@ locals {
     "cloudresourcemanager.googleapis.com", # project lookups and project-level IAM
     "compute.googleapis.com",              # the cluster's VPC network and subnetwork
     "container.googleapis.com",            # GKE Autopilot
+    "dns.googleapis.com",                  # the private googleapis.com zone of the VPC (dns.tf)
     "firestore.googleapis.com",            # the index
     "iam.googleapis.com",                  # service accounts and their IAM
     "iamcredentials.googleapis.com",       # Workload Identity: tokens for the Google service accounts of pods

@@ -144,6 +144,35 @@ run "cluster_is_autopilot_with_private_nodes" {
   }
 }
 
+run "the_vpc_resolves_google_apis_to_private_googleapis" {
+  command = apply # mocked: the zone's network binding compares the network's id, known after apply
+
+  assert {
+    condition     = google_dns_managed_zone.googleapis.dns_name == "googleapis.com." && google_dns_managed_zone.googleapis.visibility == "private"
+    error_message = "a private zone for googleapis.com., not a public one"
+  }
+  assert {
+    condition     = [for n in google_dns_managed_zone.googleapis.private_visibility_config[0].networks : n.network_url] == [google_compute_network.jobs.id]
+    error_message = "the zone is bound to the cluster's VPC, and to it only"
+  }
+  assert {
+    condition     = google_dns_record_set.private_googleapis.name == "private.googleapis.com." && google_dns_record_set.private_googleapis.type == "A" && google_dns_record_set.private_googleapis.managed_zone == google_dns_managed_zone.googleapis.name
+    error_message = "the zone holds an A record for private.googleapis.com."
+  }
+  assert {
+    condition     = toset(google_dns_record_set.private_googleapis.rrdatas) == toset(["199.36.153.8", "199.36.153.9", "199.36.153.10", "199.36.153.11"])
+    error_message = "private.googleapis.com resolves to 199.36.153.8/30, the range the NetworkPolicies open"
+  }
+  assert {
+    condition     = google_dns_record_set.googleapis_wildcard.name == "*.googleapis.com." && google_dns_record_set.googleapis_wildcard.type == "CNAME" && google_dns_record_set.googleapis_wildcard.rrdatas == tolist(["private.googleapis.com."]) && google_dns_record_set.googleapis_wildcard.managed_zone == google_dns_managed_zone.googleapis.name
+    error_message = "every *.googleapis.com name is a CNAME to private.googleapis.com."
+  }
+  assert {
+    condition     = google_compute_network.jobs.delete_default_routes_on_create == false && google_compute_subnetwork.jobs.private_ip_google_access == true
+    error_message = "199.36.153.8/30 is routed by the default route to the internet gateway, with Private Google Access on the subnetwork"
+  }
+}
+
 run "only_authorized_networks_reach_the_control_plane" {
   command = plan
   variables {
@@ -235,7 +264,7 @@ run "a_fresh_project_gets_its_apis_state_and_lifecycle" {
   command = plan
 
   assert {
-    condition     = alltrue([for s in ["container.googleapis.com", "artifactregistry.googleapis.com", "cloudfunctions.googleapis.com", "cloudbuild.googleapis.com", "run.googleapis.com", "pubsub.googleapis.com", "firestore.googleapis.com", "storage.googleapis.com", "iam.googleapis.com", "logging.googleapis.com", "compute.googleapis.com"] : contains(keys(google_project_service.enabled), s)])
+    condition     = alltrue([for s in ["container.googleapis.com", "artifactregistry.googleapis.com", "cloudfunctions.googleapis.com", "cloudbuild.googleapis.com", "run.googleapis.com", "pubsub.googleapis.com", "firestore.googleapis.com", "storage.googleapis.com", "iam.googleapis.com", "logging.googleapis.com", "compute.googleapis.com", "dns.googleapis.com"] : contains(keys(google_project_service.enabled), s)])
     error_message = "every API the configuration uses is enabled"
   }
   assert {

@@ -124,4 +124,4 @@ def test_terraform_tests_pass_with_a_mocked_provider(
     offline_terraform: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     result = offline_terraform("test")
-    assert result.returncode == 0 and "17 passed, 0 failed" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 0 and "18 passed, 0 failed" in result.stdout, result.stdout + result.stderr

@@ -320,6 +320,9 @@ class GkeExecutor(Executor):
         self._ended: dict[str, JobEnded] = {}  # reported by finished(), until released
         self._names: dict[str, str] = {}  # job key -> Job name, for release
         self._stalled: dict[str, float] = {}  # Job name -> when its pull error was first seen
+        self._listed = 0.0
+        #: Seconds between two listings of the cluster's Jobs by :meth:`finished`.
+        self.poll_every = 1.0
 
     @property
     def selector(self) -> str:
@@ -368,6 +371,10 @@ class GkeExecutor(Executor):
             self._names[spec.job_key] = manifest["metadata"]["name"]
 
     def finished(self) -> list[JobEnded]:
+        if time.monotonic() - self._listed < self.poll_every:  # an event loop asks often: list now and then
+            with self._lock:
+                return list(self._ended.values())
+        self._listed = time.monotonic()
         for job in self._list():
             if _annotation(job, REPORTED) or not _annotation(job, KEY):
                 continue

@@ -44,9 +44,19 @@ def test_each_end_is_published_once_through_an_expired_watch_and_an_api_server_r
         watch_seconds=5,
         sweep_every=3600,
     )
-    watcher.relist()
-    watcher.resource_version = "1"  # long compacted away: the server answers 410 Gone
+    watcher.relist()  # the watch will start from here...
     relists = watcher.relists
+    # ...after changes to Jobs and a compaction: 410 Gone
+    idle = submit((gke_executor, gke_stack), tmp_path / "idle", "ok", gpu=1, accelerator="nvidia-l4")  # no GPU node
+    name = job_name(idle.job_key, 1)
+    for i in range(12):
+        gke_executor.batch.patch_namespaced_job(
+            name=name, namespace=gke_executor.cluster.namespace, body={"metadata": {"labels": {"n": str(i)}}}
+        )
+    gke_executor.batch.delete_namespaced_job(
+        name=name, namespace=gke_executor.cluster.namespace, propagation_policy="Background"
+    )
+    time.sleep(11)  # etcd is compacted every 5 s, up to the revision of the compaction before: gone
     thread = threading.Thread(target=watcher.run, daemon=True)
     thread.start()
     try:

@@ -633,10 +633,10 @@ class JobWatcher:
                 timeout_seconds=self.watch_seconds,
                 allow_watch_bookmarks=True,
             ):
-                job = event["object"]
-                self.resource_version = job.metadata.resource_version
+                if stream.resource_version:  # kept current by every event, bookmarks included
+                    self.resource_version = stream.resource_version
                 if event["type"] in ("ADDED", "MODIFIED"):
-                    done += self.consider(job)
+                    done += self.consider(event["object"])
                 if self.stopping.is_set() or time.monotonic() >= self._next_sweep:
                     stream.stop()
         except ApiException as e:
@@ -657,6 +657,11 @@ class JobWatcher:
                 delay = 1.0
             except TemporaryError as e:
                 log.warning("%s; retrying in %.0f s", e, delay)
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 30.0)
+            except Exception:  # the watcher must outlive any one bad event: relist after a pause
+                log.exception("the job watcher failed; relisting in %.0f s", delay)
+                self.resource_version = None
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 30.0)
 

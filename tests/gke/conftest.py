@@ -52,7 +52,7 @@ def stager_image(docker_engine: None) -> str:
 @pytest.fixture
 def gke_settings(tmp_path: Path, kube_cluster: kube.Cluster, stager_image: str) -> Settings:
     return Settings(
-        home=tmp_path / "home",
+        home=tmp_path / "gke-home",  # not the `stack` fixture's store: tests compare the two
         executor="gke",
         kubeconfig=str(kube_cluster.kubeconfig),
         stager_image=stager_image,

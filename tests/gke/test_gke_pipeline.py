@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from rollerblade.abids.layout import dataset_key
 from rollerblade.adapters.gke_exec import GkeExecutor
 from rollerblade.adapters.local_exec import LocalExecutor
 from rollerblade.pipeline import automation, querying, running
@@ -23,7 +24,7 @@ from tests.conftest import ACTOR, ROOT
 def _outputs(stack: Stack) -> dict[str, str]:
     """Derivative path -> md5 of its bytes, for every committed derivative file."""
     return {
-        r.path: hashlib.md5(stack.storage.read(key=f"derivatives/{r.dataset}/{r.path}")).hexdigest()
+        r.path: hashlib.md5(stack.storage.read(key=dataset_key(r.dataset, r.path))).hexdigest()
         for r in querying.find_records("exists(analysis)", index=stack.index, actor=ACTOR)
         if r.path.endswith(".nii.gz")
     }
@@ -66,7 +67,8 @@ def test_run_on_gke_matches_docker(
             other.outputs,
         )
         assert "Autopilot" not in job.message  # brain-mask asks 1 vCPU / 1 GiB: nothing to round
-        assert "mask" in gke_stack.storage.read(key=job.logs_key or "").decode().lower()
+        gke_log = gke_stack.storage.read(key=job.logs_key or "")
+        assert gke_log == stack.storage.read(key=other.logs_key or "") and b"brain volume" in gke_log
     assert _outputs(gke_stack) == _outputs(stack) and len(_outputs(stack)) == 2
     assert not list(gke_stack.storage.list(prefix="jobs/"))  # staged outputs and pod files cleaned up
 

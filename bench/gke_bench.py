@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -161,7 +162,6 @@ def throttling(workdir: Path, settings: Settings, jobs: int, in_flight: int) -> 
         "outputs: ['sub-{sub}_desc-tool.json']\nparams: {mode: ok}\n"
     )
     analyses.register_analysis(folder, index=stack.index, executor=executor, actor=ACTOR)
-    dispatch.QUEUE_WAIT = 1.0  # Pub/Sub redelivers after its retry policy's backoff; here: soon
     _, report = jobflow.queue_run(services, "tool", "", actor=ACTOR)
     print(f"3. throttling: {len(report.queued)} jobs queued, limit {in_flight} in flight")
     samples: list[int] = []
@@ -192,6 +192,7 @@ def throttling(workdir: Path, settings: Settings, jobs: int, in_flight: int) -> 
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the cluster on the way out
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--in-flight", type=int, default=20)

@@ -257,7 +257,7 @@ def start(folder: Path) -> Cluster:
         ],
         "kube-controller-manager": [
             str(bins / "kube-controller-manager"), f"--kubeconfig={admin}",
-            "--controllers=job,garbagecollector,namespace,nodelifecycle,podgc",
+            "--controllers=job,garbagecollector,namespace,nodelifecycle,podgc,resourcequota",
             "--leader-elect=false", "--port=0", "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
             "--node-monitor-period=2s",
         ],

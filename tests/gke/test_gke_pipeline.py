@@ -5,6 +5,10 @@ volumes, QC snapshots, final tags) runs through it, with completion read from th
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +21,7 @@ from rollerblade.pipeline.reindex import reindex_dataset
 from rollerblade.pipeline.services import Services
 from rollerblade.pipeline.worker import BucketWatcher, Worker
 from rollerblade.stack import Stack
+from tests import kube
 from tests.analyses.test_pipeline import EXAMPLES, drop, settle
 from tests.conftest import ACTOR, ROOT
 
@@ -91,3 +96,31 @@ def test_the_rules_chain_runs_on_gke(
     count = lambda q: querying.count_records(q, index=gke_stack.index, actor=ACTOR)  # noqa: E731
     assert count("tag=final") == 4 and count("tag=display") == 6
     assert count("analysis=tissue-volumes AND meta.GMVolumeML>100 AND tag=final") == 2
+
+
+def test_the_run_command_with_executor_gke(
+    tmp_path: Path, real_cohort: dict[str, Path], kube_cluster: kube.Cluster, stager_image: str
+) -> None:
+    """What a user types: ``rollerblade run ANALYSIS --query Q --executor gke``, settings from the environment."""
+    env = {
+        **os.environ,
+        "ROLLERBLADE_KUBECONFIG": str(kube_cluster.kubeconfig),
+        "ROLLERBLADE_STAGER_IMAGE": stager_image,
+    }
+    home = tmp_path / "cli-home"
+
+    def rb(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "rollerblade.cli.main", "--home", str(home), *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+
+    assert rb("import", str(real_cohort["site-b"]), "--dataset", "site-b").returncode == 0
+    assert rb("analysis", "register", str(ROOT / "analyses" / "brain-mask")).returncode == 0
+    first = sorted(p.name.removeprefix("sub-") for p in real_cohort["site-b"].glob("sub-*"))[0]
+    done = rb("run", "brain-mask", "--query", f"sub={first} AND ses=1", "--executor", "gke")
+    assert done.returncode == 0, done.stderr
+    assert "1 succeeded" in done.stdout + done.stderr, done.stdout + done.stderr
+    found = rb("query", "analysis=brain-mask AND suffix=mask", "--count")
+    assert found.stdout.strip() == "1"
+    status = rb("status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["cluster"]["finished"] == 1  # read from the cluster: the Job ended

@@ -5,14 +5,19 @@ cannot be pulled ends the job in error with the reason instead of an endless Pen
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
 from pathlib import Path
 
+import pytest
+from kubernetes import client
+
 from rollerblade.adapters.gke_exec import GkeExecutor, JobWatcher, job_name
 from rollerblade.adapters.pubsub_bus import PubSubBus
 from rollerblade.analyses.jobs import JobEnded, JobRecord
+from rollerblade.errors import TemporaryError
 from rollerblade.pipeline.events import publish_all
 from rollerblade.pipeline.jobflow import reconcile
 from rollerblade.pipeline.messages import JOBS_TOPIC
@@ -112,3 +117,32 @@ def test_a_job_deleted_by_hand_is_reported_lost(gke_stack: Stack, gke_executor: 
     (message,) = [body for _, body in gke_stack.bus.pull(topic=JOBS_TOPIC, max_messages=10, lease_seconds=5)]
     lost = JobEnded.from_message(message)
     assert (lost.key, lost.attempt, lost.outcome) == (spec.job_key, 1, "lost")
+
+
+def test_an_exhausted_quota_backs_off_and_loses_nothing(
+    gke_stack: Stack, gke_executor: GkeExecutor, tmp_path: Path
+) -> None:
+    namespace = f"quota-{uuid.uuid4().hex[:8]}"
+    gke_executor.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    gke_executor.core.create_namespaced_resource_quota(
+        namespace,
+        client.V1ResourceQuota(
+            metadata=client.V1ObjectMeta(name="jobs"), spec=client.V1ResourceQuotaSpec(hard={"count/jobs.batch": "1"})
+        ),
+    )
+    gke_executor.cluster = dataclasses.replace(gke_executor.cluster, namespace=namespace)
+    port = (gke_executor, gke_stack)
+    first = submit(port, tmp_path / "a", "ok")
+    with pytest.raises(TemporaryError, match="quota"):  # the real ResourceQuota admission refuses
+        submit(port, tmp_path / "b", "ok")
+    assert ended(gke_executor, first.job_key).outcome == "succeeded"
+    gke_executor._delete(job_name(first.job_key, 1))  # its TTL would, later; the quota frees up
+    deadline = time.monotonic() + 60
+    while True:  # what the bus does with the nacked job.queued: deliver it again later
+        try:
+            second = submit(port, tmp_path / "b", "ok")
+            break
+        except TemporaryError:
+            assert time.monotonic() < deadline, "the quota never freed up"
+            time.sleep(1)
+    assert ended(gke_executor, second.job_key).outcome == "succeeded"

@@ -19,7 +19,7 @@ import click
 from rollerblade.analyses.jobs import JobEnded
 from rollerblade.errors import InputError, NotFound
 from rollerblade.pipeline.events import publish_all
-from rollerblade.pipeline.jobflow import reconcile
+from rollerblade.pipeline.jobflow import admit_waiting, reconcile
 from rollerblade.pipeline.messages import JOBS_TOPIC
 from rollerblade.pipeline.staging import stage_slice, store_outputs
 from rollerblade.stack import make_gke_executor, open_storage
@@ -98,6 +98,7 @@ def watch(reconcile_every: float, once: bool) -> None:
     if once:
         watcher.relist()
         reconcile(services, older_than=reconcile_every)
+        admit_waiting(services)
         return
     stop = threading.Event()
 
@@ -115,6 +116,7 @@ def watch(reconcile_every: float, once: bool) -> None:
             lost = reconcile(services, older_than=reconcile_every)
             if lost:
                 click.echo(f"{lost} jobs vanished from the cluster: reported lost", err=True)
+            admit_waiting(services)  # room under the in-flight limit (e.g. after raising it)
         except Exception as e:  # an outage: the next pass tries again
             click.echo(f"reconciling failed: {e}", err=True)
     thread.join(timeout=70)

@@ -38,9 +38,6 @@ from rollerblade.records import Actor, ObjectEvent
 
 log = logging.getLogger(__name__)
 
-#: Seconds a job over the in-flight limits waits in the bus before it is offered again.
-QUEUE_WAIT = 20.0
-
 Outcome = BaseException | None  # None: done (ack); an exception: deliver again (nack)
 BatchHandler = Callable[[Services, Sequence[Any], Actor], list[Outcome]]
 
@@ -90,17 +87,20 @@ def _scans(services: Services, events: Sequence[ScanIndexed], actor: Actor) -> l
 
 def _job_ended(services: Services, event: JobEnded, actor: Actor) -> None:
     completion.on_job_ended(services, event, actor=actor, tag_rules=automation.tag_rules_of(services))
+    if not services.executor.local:  # a slot freed in the cluster: the oldest waiting jobs go
+        jobflow.admit_waiting(services)
 
 
 def _queued(services: Services, event: JobQueued, actor: Actor) -> None:
-    if not services.executor.local:  # a cluster: work over the limits waits here, in the bus
+    if not services.executor.local:  # a cluster: over the limits, the job waits as a planned record
         job = services.index.get_job(key=event.key)
         if job is None or job.state != "planned":
             return
         spec, _ = get_analysis(job.analysis, index=services.index)
         why = jobflow.in_flight_limit(services, job.analysis, spec)
-        if why:
-            raise TemporaryError(f"job {event.key[:12]} waits: {why}", delay=QUEUE_WAIT)
+        if why:  # acknowledged: admit_waiting announces it again when a job ends
+            log.info("job %s waits: %s", event.key[:12], why)
+            return
     jobflow.submit_job(services, event.key, actor=actor)
 
 

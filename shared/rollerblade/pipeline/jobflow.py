@@ -34,7 +34,7 @@ from typing import Any
 
 from rollerblade.analyses.jobs import JobEnded, JobRecord, PlannedJob, output_prefix, plan_jobs
 from rollerblade.analyses.spec import AnalysisSpec
-from rollerblade.errors import InputError, NotFound
+from rollerblade.errors import InputError, NotFound, TemporaryError
 from rollerblade.pipeline.analyses import get_analysis
 from rollerblade.pipeline.download import SlicePlan, write_selection
 from rollerblade.pipeline.events import publish_all
@@ -262,8 +262,31 @@ def submit_job(services: Services, key: str, *, actor: Actor) -> JobRecord | Non
         noted = dataclasses.replace(running, message="; ".join(notes), updated=time.time())
         if index.swap_job(job=noted, state="running", attempts=attempt):
             running = noted
-    services.executor.submit(spec=job_spec)
+    try:
+        services.executor.submit(spec=job_spec)
+    except TemporaryError:  # e.g. the cluster's quota is used up: planned again, retried later
+        index.swap_job(job=dataclasses.replace(job, updated=time.time()), state="running", attempts=attempt)
+        raise
     return running
+
+
+def admit_waiting(services: Services) -> int:
+    """Announce planned jobs, oldest first, while there is room under ``services.max_jobs``;
+    returns how many. A job over the limits waits as a ``planned`` record (its
+    ``job.queued`` is acknowledged: redelivering it would only use up the message's
+    delivery attempts and dead-letter it); each job end and the watcher's periodic pass
+    call this, so the backlog moves as room frees. Announcing twice is harmless."""
+    planned = services.index.jobs(state="planned")
+    if not planned:
+        return 0
+    room = len(planned)
+    if services.max_jobs:
+        room = min(room, services.max_jobs - len(services.index.jobs(state="running")))
+    if room <= 0:
+        return 0
+    oldest = sorted(planned, key=lambda j: j.updated)[:room]
+    publish_all(services.bus, [JobQueued(j.key).to_message() for j in oldest], topic=QUEUE_TOPIC)
+    return len(oldest)
 
 
 def in_flight_limit(services: Services, analysis: str, spec: AnalysisSpec) -> str | None:

@@ -121,6 +121,7 @@ def test_the_run_command_with_executor_gke(
     assert "1 succeeded" in done.stdout + done.stderr, done.stdout + done.stderr
     found = rb("query", "analysis=brain-mask AND suffix=mask", "--count")
     assert found.stdout.strip() == "1"
+    env["ROLLERBLADE_EXECUTOR"] = "gke"  # status has no --executor: the setting says where jobs run
     status = rb("status", "--json")
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["cluster"]["finished"] == 1  # read from the cluster: the Job ended

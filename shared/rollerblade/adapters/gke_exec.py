@@ -365,7 +365,7 @@ class GkeExecutor(Executor):
             if e.status == 409:  # submitted twice: the same attempt's Job exists, nothing to do
                 return
             if e.status in (403, 429) and "quota" in str(e.body).lower() or e.status in (429, 500, 503, 504):
-                raise TemporaryError(f"the cluster refused the Job for now ({e.status}: {e.reason})", delay=30) from e
+                raise TemporaryError(f"the cluster refused the Job for now ({e.status}: {_reason(e)})", delay=30) from e
             raise InputError(f"the cluster rejected Job {manifest['metadata']['name']}: {_reason(e)}") from e
         with self._lock:
             self._names[spec.job_key] = manifest["metadata"]["name"]

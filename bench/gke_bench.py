@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,6 +187,9 @@ def throttling(workdir: Path, settings: Settings, jobs: int, in_flight: int) -> 
     print(f"   {states.count('succeeded')} succeeded, {states.count('failed')} failed of {len(states)} in {took:.0f} s "
           f"({len(states) / took:.2f} jobs/s); {attempts} attempts (1 per job: none lost or duplicated)"
           if attempts == len(states) else f"   {attempts} attempts for {len(states)} jobs: some ran again")  # fmt: skip
+    failures = Counter(j.message.split(":")[0][:80] for j in stack.index.jobs() if j.state == "failed")
+    for why, n in failures.most_common():
+        print(f"   failed: {n} x {why}")
     print(f"   in flight: at most {max(samples)} (limit {in_flight}), mean {statistics.mean(steady):.1f} "
           f"over the middle 60% of the run")  # fmt: skip
     stack.close()

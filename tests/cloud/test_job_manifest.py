@@ -95,7 +95,10 @@ def test_pods_are_hardened_and_sized_for_autopilot() -> None:
     mounts = {m["mountPath"]: m.get("readOnly", False) for m in analysis["volumeMounts"]}
     assert mounts == {"/input": True, "/output": False, "/tmp": False}
     assert all("hostPath" not in v for v in pod["volumes"])  # the cloud reaches the bucket only through staging
-    assert job["activeDeadlineSeconds"] == 600 + CLOUD.staging_allowance and job["backoffLimit"] == 0
+    # the timeout counts from the pod's start; waiting for a node is the Job's pending allowance
+    assert pod["activeDeadlineSeconds"] == 600 + CLOUD.staging_allowance
+    assert job["activeDeadlineSeconds"] == 600 + CLOUD.staging_allowance + CLOUD.pending_limit
+    assert job["backoffLimit"] == 0
     assert job["ttlSecondsAfterFinished"] == CLOUD.ttl_seconds
     rules = job["podFailurePolicy"]["rules"]
     assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]} in rules

@@ -146,3 +146,13 @@ def test_an_exhausted_quota_backs_off_and_loses_nothing(
             assert time.monotonic() < deadline, "the quota never freed up"
             time.sleep(1)
     assert ended(gke_executor, second.job_key).outcome == "succeeded"
+
+
+def test_a_pod_that_cannot_be_scheduled_ends_in_error_after_the_limit(
+    gke_stack: Stack, gke_executor: GkeExecutor, tmp_path: Path
+) -> None:
+    gke_executor.cluster = dataclasses.replace(gke_executor.cluster, pending_limit=5.0)
+    spec = submit((gke_executor, gke_stack), tmp_path, "ok", gpu=1, accelerator="nvidia-l4")  # no GPU node here
+    end = ended(gke_executor, spec.job_key, timeout=120)
+    assert end.outcome == "error" and "Pending" in end.message and "Unschedulable" in end.message, end
+    assert job_name(spec.job_key, 1) not in {j.metadata.name for j in gke_executor._list()}  # deleted: no pod waits

@@ -258,6 +258,8 @@ def job_manifest(spec: JobSpec, cluster: Cluster, size: PodSize) -> dict[str, An
         ],
         "volumes": volumes,
     }
+    deadline = int(spec.timeout) + cluster.staging_allowance
+    pod["activeDeadlineSeconds"] = deadline
     if size.node_selector:
         pod["nodeSelector"] = dict(size.node_selector)
     if spec.spot:
@@ -278,7 +280,9 @@ def job_manifest(spec: JobSpec, cluster: Cluster, size: PodSize) -> dict[str, An
         },
         "spec": {
             "backoffLimit": 0,
-            "activeDeadlineSeconds": int(spec.timeout) + cluster.staging_allowance,
+            # The timeout runs from the pod's start (below), not while it waits for a node;
+            # the Job's own deadline adds the time a pod may stay Pending.
+            "activeDeadlineSeconds": deadline + int(cluster.pending_limit),
             "ttlSecondsAfterFinished": cluster.ttl_seconds,
             # Kubernetes >= 1.26 (GKE): an Analysis's exit fails the Job at once; a disruption
             # (eviction, Spot preemption) does not count, and the pod is replaced.
@@ -466,8 +470,9 @@ class GkeExecutor(Executor):
                 outcome, message = "error", "store-out finished without writing its manifest"
             else:
                 outputs, problems = tuple(doc.get("outputs", ())), tuple(doc.get("problems", ()))
-        elif condition.reason == "DeadlineExceeded":
-            outcome, message = "timeout", f"killed: timed out after {job.spec.active_deadline_seconds} s (deadline)"
+        elif condition.reason == "DeadlineExceeded" or pod is not None and pod.status.reason == "DeadlineExceeded":
+            limit = job.spec.template.spec.active_deadline_seconds
+            outcome, message = "timeout", f"killed: timed out after {limit} s (the timeout plus staging)"
         elif (
             pod is not None
             and pod.status.reason == "Evicted"

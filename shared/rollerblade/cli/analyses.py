@@ -7,23 +7,16 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from rollerblade.analyses.jobs import JobRecord
 from rollerblade.cli import output
+from rollerblade.cli.output import context as _ctx
 from rollerblade.errors import NotFound
 from rollerblade.pipeline import analyses as analyses_use
 from rollerblade.pipeline import running
-
-if TYPE_CHECKING:
-    from rollerblade.cli.main import Context
-
-
-def _ctx() -> Context:
-    obj: Context = click.get_current_context().find_root().obj
-    return obj
 
 
 @click.group("analysis")

@@ -11,22 +11,15 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
+from rollerblade.cli.output import context as _ctx
 from rollerblade.errors import InputError
 from rollerblade.pipeline import automation, jobflow, running
 from rollerblade.pipeline.messages import TOPICS
 from rollerblade.pipeline.worker import BucketWatcher, Worker, topic_depths
-
-if TYPE_CHECKING:
-    from rollerblade.cli.main import Context
-
-
-def _ctx() -> Context:
-    obj: Context = click.get_current_context().find_root().obj
-    return obj
 
 
 @click.group("rules")

@@ -12,25 +12,17 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from rollerblade.analyses.jobs import JobEnded
+from rollerblade.cli.output import context as _ctx
 from rollerblade.errors import InputError, NotFound
 from rollerblade.pipeline.events import publish_all
 from rollerblade.pipeline.jobflow import admit_waiting, reconcile
 from rollerblade.pipeline.messages import JOBS_TOPIC
 from rollerblade.pipeline.staging import stage_slice, store_outputs
 from rollerblade.stack import make_gke_executor, open_storage
-
-if TYPE_CHECKING:
-    from rollerblade.cli.main import Context
-
-
-def _ctx() -> Context:
-    obj: Context = click.get_current_context().find_root().obj
-    return obj
 
 
 @click.group("gke")

@@ -6,11 +6,14 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from rollerblade.records import ScanRecord
+
+if TYPE_CHECKING:
+    from rollerblade.cli.main import Context
 
 
 def record_json(record: ScanRecord) -> str:
@@ -48,3 +51,9 @@ def progress_bar(label: str, *, enabled: bool = True) -> Iterator[Callable[[int,
     finally:
         if state["bar"] is not None:
             state["bar"].__exit__(None, None, None)
+
+
+def context() -> Context:
+    """The command's :class:`~rollerblade.cli.main.Context` (settings, actor, the store)."""
+    obj: Context = click.get_current_context().find_root().obj
+    return obj

@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 from kubernetes import client, config, watch  # noqa: E402
 from tests import kube  # noqa: E402
 
-from rollerblade.adapters.gke_exec import GkeExecutor, JobWatcher, job_manifest, pod_size  # noqa: E402
+from rollerblade.adapters.gke_exec import GkeExecutor, JobWatcher  # noqa: E402
+from rollerblade.adapters.gke_manifest import job_manifest, pod_size  # noqa: E402
 from rollerblade.demo.cohort import write_cohort  # noqa: E402
 from rollerblade.pipeline import analyses, dispatch, jobflow  # noqa: E402
 from rollerblade.pipeline.messages import JOBS_TOPIC, QUEUE_TOPIC, RESULTS_TOPIC, SCANS_TOPIC  # noqa: E402

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from rollerblade.analyses.jobs import JobEnded, JobRecord
+from rollerblade.analyses.spec import Resources
 from rollerblade.errors import NotFound
 from rollerblade.query import ast
 from rollerblade.records import DatasetInfo, MetadataFile, ObjectInfo, ScanRecord
@@ -271,6 +272,19 @@ class JobSpec:
     spot: bool = False
     disk: int = 1 << 30
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)  # analysis, dataset: for a cluster's labels
+
+    @property
+    def resources(self) -> Resources:
+        """What the attempt declares, as the Analysis's ``resources`` (for sizing rules)."""
+        return Resources(
+            cpu=self.cpu,
+            memory=self.memory,
+            timeout=self.timeout,
+            gpu=self.gpu,
+            accelerator=self.accelerator,
+            spot=self.spot,
+            disk=self.disk,
+        )
 
 
 class Executor(abc.ABC):

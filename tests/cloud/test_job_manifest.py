@@ -9,7 +9,7 @@ import re
 import kubernetes_validate
 import pytest
 
-from rollerblade.adapters.gke_exec import Cluster, job_manifest, job_name, pod_size
+from rollerblade.adapters.gke_manifest import Cluster, job_manifest, job_name, pod_size
 from rollerblade.ports import JobSpec
 
 KEY = "f" * 64

@@ -4,6 +4,7 @@ which turns ended Jobs into ``job.ended`` events."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from rollerblade.pipeline.events import publish_all
 from rollerblade.pipeline.jobflow import admit_waiting, reconcile
 from rollerblade.pipeline.messages import JOBS_TOPIC
 from rollerblade.pipeline.staging import stage_slice, store_outputs
-from rollerblade.stack import make_gke_executor, open_storage
+from rollerblade.stack import open_storage
 
 
 @click.group("gke")
@@ -72,14 +73,14 @@ def store_out(source: Path, prefix: str, manifest: str) -> None:
 def watch(reconcile_every: float, once: bool) -> None:
     """Follow the executor's Jobs; publish each end as a ``job.ended`` event, and turn jobs
     that vanished from the cluster into ``lost`` ends."""
-    from rollerblade.adapters.gke_exec import JobWatcher
+    from rollerblade.adapters.gke_exec import GkeExecutor, JobWatcher
 
     ctx = _ctx()
-    stack = ctx.stack
-    services = stack.services
+    ctx.settings = dataclasses.replace(ctx.settings, executor="gke")  # what it watches, whatever the env says
+    services = ctx.stack.services
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    executor = make_gke_executor(ctx.settings, stack.storage, ctx.settings.work_root)
-    services._executor = executor
+    executor = services.executor
+    assert isinstance(executor, GkeExecutor)
 
     def publish(ended: list[JobEnded]) -> None:
         publish_all(services.bus, [e.to_message() for e in ended], topic=JOBS_TOPIC)

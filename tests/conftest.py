@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from rollerblade.access.model import User
+from rollerblade.access.ports import AccessStore
 from rollerblade.demo.cohort import DEMO, FULL, write_cohort
-from rollerblade.records import Actor
+from rollerblade.records import Actor, default_actor
 from rollerblade.settings import Settings
 from rollerblade.stack import Stack, open_stack
 
@@ -115,9 +117,17 @@ def copy_of(tmp_path: Path) -> Iterator[object]:
     yield copy
 
 
+def admins(access: AccessStore) -> None:
+    """Make the OS user (who runs the CLI in tests) and ACTOR (who the tests' direct calls
+    act as, and who applies their rules) admins of a new store."""
+    access.create_user(user=User(name=default_actor(), created=0.0))  # the first user: admin
+    access.create_user(user=User(name=ACTOR, created=0.0, admin=True))
+
+
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     """A fresh embedded store (directory bucket, SQLite index, SQLite bus)."""
     s = open_stack(Settings(home=tmp_path / "home"))
+    admins(s.access)
     yield s
     s.close()

@@ -93,6 +93,24 @@ class AlreadyExists(RollerbladeError):
         self.name = name
 
 
+class Unauthenticated(RollerbladeError):
+    """The request carries no identity, or one that is expired, revoked, malformed or forged."""
+
+
+class PermissionDenied(RollerbladeError, PermissionError):
+    """The acting principal lacks a right on a dataset or Analysis (or an admin-only action).
+
+    ``principal`` is who asked, ``right`` what was needed, ``kind``/``name`` on what."""
+
+    def __init__(self, principal: str, right: str, kind: str, name: str, hint: str = "") -> None:
+        target = f"{kind} {name!r}" if name else kind
+        super().__init__(f"{principal} may not {right} {target}" + (f": {hint}" if hint else ""))
+        self.principal = principal
+        self.right = right
+        self.kind = kind
+        self.name = name
+
+
 class TemporaryError(RollerbladeError):
     """A failure worth retrying later (service unavailable, lock contention)."""
 

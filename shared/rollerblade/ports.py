@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from rollerblade.analyses.jobs import JobEnded, JobRecord
@@ -120,11 +120,11 @@ class Index(abc.ABC):
     def count(self, *, node: ast.Node) -> int: ...
 
     @abc.abstractmethod
-    def known_fields(self, *, fresh: bool = False) -> set[str]:
-        """Every flat field name (``meta.X``, ``participant.age`` ...) some record has had.
-
-        Adapters may answer from a cache that misses fields other writers added moments
-        ago; ``fresh=True`` reads past it (for a query naming a field the cache lacks)."""
+    def known_fields(self, *, datasets: Collection[str] | None = None, fresh: bool = False) -> set[str]:
+        """Every flat field name (``meta.X``, ``participant.age`` ...) some record has had:
+        of any dataset, or only of the records of ``datasets`` (what a principal may read).
+        Adapters may cache it for a while; ``fresh=True`` reads past the cache (for a query
+        naming a field the cache lacks)."""
 
     # -- metadata files -------------------------------------------------------------
     @abc.abstractmethod

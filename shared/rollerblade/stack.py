@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rollerblade.adapters import local_bus, local_dir, sqlite_index
+from rollerblade.access.ports import AccessStore, AuditLog
+from rollerblade.adapters import local_bus, local_dir, sqlite_access, sqlite_index
 from rollerblade.pipeline.services import Services
 from rollerblade.ports import EventBus, Executor, Index, Storage
 from rollerblade.settings import Settings
@@ -27,6 +28,9 @@ class Stack:
     storage: Storage
     index: Index
     bus: EventBus
+    #: users, tokens, grants and the audit log (one adapter implements both ports)
+    access: AccessStore
+    audit: AuditLog
     _executor: Executor | None = None
     _services: Services | None = None
 
@@ -54,11 +58,13 @@ class Stack:
                 executor_name=self.settings.executor,
                 make_executor=lambda: self.executor,
                 max_jobs=self.settings.max_jobs if self.settings.executor == "gke" else 0,
+                access=self.access,
+                audit=self.audit,
             )
         return self._services
 
     def close(self) -> None:
-        for port in (self.index, self.bus):
+        for port in (self.index, self.bus, self.access):
             close = getattr(port, "close", None)
             if close is not None:
                 close()
@@ -72,11 +78,14 @@ def open_stack(settings: Settings, *, environ: Mapping[str, str] | None = None) 
     settings.home.mkdir(parents=True, exist_ok=True)
     if settings.backend == "gcp":
         return _open_gcp(settings, environ or {})
+    access = sqlite_access.SqliteAccess(settings.home / "access.sqlite")
     return Stack(
         settings=settings,
         storage=local_dir.LocalDirStorage(settings.bucket_root),
         index=sqlite_index.SqliteIndex(settings.index_path),
         bus=local_bus.LocalBus(settings.bus_path),
+        access=access,
+        audit=access,
     )
 
 
@@ -141,7 +150,7 @@ def make_gke_executor(settings: Settings, storage: Storage, workdir: Path) -> gk
 
 
 def _open_gcp(settings: Settings, environ: Mapping[str, str]) -> Stack:
-    from rollerblade.adapters import firestore_index
+    from rollerblade.adapters import firestore_access, firestore_index
 
     storage = open_storage(settings, environ)
     index = firestore_index.FirestoreIndex(
@@ -157,4 +166,7 @@ def _open_gcp(settings: Settings, environ: Mapping[str, str]) -> Stack:
         bus = pubsub_bus.PubSubBus(project=settings.gcp_project, prefix=settings.topic_prefix, provision=False)
     else:
         bus = local_bus.LocalBus(settings.home / "events.sqlite")
-    return Stack(settings=settings, storage=storage, index=index, bus=bus)
+    access = firestore_access.FirestoreAccess(
+        project=settings.gcp_project, prefix=settings.collection_prefix, emulator="FIRESTORE_EMULATOR_HOST" in environ
+    )
+    return Stack(settings=settings, storage=storage, index=index, bus=bus, access=access, audit=access)

@@ -4,6 +4,7 @@ snapshots, with the final files tagged, and no ``run`` command."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections import Counter
@@ -52,7 +53,7 @@ def test_scans_dropped_in_the_bucket_run_the_whole_chain_and_are_tagged(
 ) -> None:
     for name in EXAMPLES:
         register(ROOT / "analyses" / name, docker_executor)
-    services = Services(stack.storage, stack.index, stack.bus, executor_name="docker", _executor=docker_executor)
+    services = dataclasses.replace(stack.services, executor_name="docker", _executor=docker_executor)
     automation.apply_rules(services, ROOT / "pipeline_rules", actor=ACTOR)
     worker = Worker(services, actor=ACTOR, watcher=BucketWatcher(services))
     worker.start()

@@ -7,6 +7,7 @@ Python), through the same worker and handlers as the Docker executor."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -30,7 +31,7 @@ T1_PATTERN = "sub-{sub}[_ses-{ses}]_desc-copy_T1w.nii.gz"
 
 
 def pipeline(stack: Stack, tmp_path: Path, rules: list[dict[str, object]]) -> tuple[Services, Worker]:
-    services = Services(stack.storage, stack.index, stack.bus, executor_name="process", _executor=process(stack))
+    services = dataclasses.replace(stack.services, executor_name="process", _executor=process(stack))
     folder = tmp_path / "rules"
     folder.mkdir(exist_ok=True)
     (folder / "rules.yaml").write_text(yaml.safe_dump({"rules": rules}, sort_keys=False))
@@ -100,7 +101,7 @@ def test_an_analysis_that_always_crashes_is_retried_then_stays_failed(
 
 
 def test_a_poison_message_is_dead_lettered_visible_and_retryable(stack: Stack, tmp_path: Path) -> None:
-    services = Services(stack.storage, stack.index, stack.bus, executor_name="process", _executor=process(stack))
+    services = dataclasses.replace(stack.services, executor_name="process", _executor=process(stack))
     worker = Worker(services, actor=ACTOR)
     poison = {"type": "rerun.requested", "v": 1, "query": "", "analysis": "no-such-analysis"}
     stack.bus.publish(topic=RERUNS_TOPIC, message=poison)
@@ -174,7 +175,7 @@ def test_a_job_end_delivered_again_after_a_crash_cleans_up_the_staged_outputs(st
     from rollerblade.analyses.jobs import JobEnded, output_prefix
     from rollerblade.pipeline.completion import on_job_ended
 
-    services = Services(stack.storage, stack.index, stack.bus, executor_name="process", _executor=process(stack))
+    services = dataclasses.replace(stack.services, executor_name="process", _executor=process(stack))
     job = JobRecord(
         key="c" * 64, analysis="tool", version="1", dataset="drop", slice_id="x", state="succeeded",
         image_digest="sha256:x", params={}, sources=(), outputs=("o.nii.gz",), attempts=2,

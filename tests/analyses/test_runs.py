@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rollerblade.errors import InputError
-from rollerblade.pipeline import querying, running
+from rollerblade.pipeline import querying, running, store_lock
 from rollerblade.ports import Executor
 from rollerblade.stack import Stack
 from tests.conftest import ACTOR
@@ -186,12 +186,12 @@ def test_parallelism_fits_the_machine() -> None:
 def test_one_run_at_a_time_per_store(tmp_path: Path) -> None:
     from rollerblade.errors import InputError as Refused
 
-    held = running.exclusive_run(tmp_path)
+    held = store_lock.exclusive_run(tmp_path)
     held.__enter__()
     try:
-        with pytest.raises(Refused, match="another rollerblade run is in progress"), running.exclusive_run(tmp_path):
+        with pytest.raises(Refused, match="another rollerblade run is in progress"), store_lock.exclusive_run(tmp_path):
             pass
     finally:
         held.__exit__(None, None, None)
-    with running.exclusive_run(tmp_path):  # released afterwards
+    with store_lock.exclusive_run(tmp_path):  # released afterwards
         pass

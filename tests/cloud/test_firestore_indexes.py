@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from rollerblade.adapters import firestore_index, local_bus, local_dir
+from rollerblade.adapters import firestore_index, local_bus, local_dir, sqlite_access
 from rollerblade.adapters.process_exec import ProcessExecutor
 from rollerblade.analyses.jobs import JobRecord
 from rollerblade.pipeline import analyses, automation, deleting, querying, reindex
@@ -21,7 +21,7 @@ from rollerblade.pipeline.indexing import index_object
 from rollerblade.pipeline.messages import JobResult
 from rollerblade.pipeline.services import Services
 from rollerblade.records import ObjectEvent
-from tests.conftest import ACTOR, ROOT, GcpStack
+from tests.conftest import ACTOR, ROOT, GcpStack, admins
 
 EQUALITY = {"EQUAL", "IN", "ARRAY_CONTAINS", "ARRAY_CONTAINS_ANY"}
 #: The queries the README and docs show users (production must answer them as written).
@@ -104,7 +104,16 @@ def test_every_use_case_query_has_its_index(gcp: GcpStack, real_cohort: dict[str
     index.jobs(analysis="brain-mask", state="failed")  # `rollerblade jobs --failed --analysis`
     index.jobs(state="failed")
     # the rule engine: a brain-mask job's success plans tissue-volumes over its session
-    services = Services(storage, index, local_bus.LocalBus(tmp_path / "bus.sqlite"), executor_name="process")
+    access = sqlite_access.SqliteAccess(tmp_path / "access.sqlite")
+    admins(access)
+    services = Services(
+        storage,
+        index,
+        local_bus.LocalBus(tmp_path / "bus.sqlite"),
+        executor_name="process",
+        access=access,
+        audit=access,
+    )
     services._executor = ProcessExecutor(storage=storage, workdir=tmp_path / "work")
     for name in ("brain-mask", "tissue-volumes", "qc-snapshot"):
         analyses.register_analysis(ROOT / "analyses" / name, index=index, executor=services.executor, actor=ACTOR)

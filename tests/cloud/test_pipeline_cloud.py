@@ -20,7 +20,7 @@ from rollerblade.pipeline.messages import JOBS_TOPIC, QUEUE_TOPIC, RESULTS_TOPIC
 from rollerblade.settings import Settings
 from rollerblade.stack import open_stack
 from tests.cloud.test_cloud_e2e import deployment_env, serve_topic
-from tests.conftest import ACTOR, ROOT, GcpStack
+from tests.conftest import ACTOR, ROOT, GcpStack, admins
 
 
 def test_a_dropped_scan_runs_the_chain_and_lands_tagged_in_firestore(
@@ -43,6 +43,7 @@ def test_a_dropped_scan_runs_the_chain_and_lands_tagged_in_firestore(
     functions, subscriptions = [], []
     # the CLI side: register the Analyses (images built in the local engine) and apply the rules
     cloud = open_stack(Settings.from_env(env, home=tmp_path / "cli"), environ=env)
+    admins(cloud.access)
     try:
         for name in ("brain-mask", "tissue-volumes", "qc-snapshot"):
             analyses.register_analysis(

@@ -19,7 +19,7 @@ from rollerblade.settings import Settings
 from rollerblade.stack import Stack, make_gke_executor, open_stack
 from tests import kube
 from tests.analyses.conftest import docker_executor, register  # noqa: F401 - fixtures shared with tests/analyses
-from tests.conftest import ACTOR, ROOT
+from tests.conftest import ACTOR, ROOT, admins
 
 NAMESPACE = "rollerblade-jobs"
 
@@ -63,6 +63,7 @@ def gke_settings(tmp_path: Path, kube_cluster: kube.Cluster, stager_image: str) 
 @pytest.fixture
 def gke_stack(gke_settings: Settings) -> Iterator[Stack]:
     stack = open_stack(gke_settings)
+    admins(stack.access)
     yield stack
     stack.close()
 

@@ -4,6 +4,7 @@ volumes, QC snapshots, final tags) runs through it, with completion read from th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,7 +19,6 @@ from rollerblade.adapters.gke_exec import GkeExecutor
 from rollerblade.adapters.local_exec import LocalExecutor
 from rollerblade.pipeline import automation, querying, running
 from rollerblade.pipeline.reindex import reindex_dataset
-from rollerblade.pipeline.services import Services
 from rollerblade.pipeline.worker import BucketWatcher, Worker
 from rollerblade.stack import Stack
 from tests import kube
@@ -83,7 +83,7 @@ def test_the_rules_chain_runs_on_gke(
 ) -> None:
     for name in EXAMPLES:
         register_gke(ROOT / "analyses" / name, gke_executor)
-    services = Services(gke_stack.storage, gke_stack.index, gke_stack.bus, executor_name="gke", _executor=gke_executor)
+    services = dataclasses.replace(gke_stack.services, executor_name="gke", _executor=gke_executor)
     automation.apply_rules(services, ROOT / "pipeline_rules", actor=ACTOR)
     worker = Worker(services, actor=ACTOR, watcher=BucketWatcher(services), slots=4)
     worker.start()

@@ -21,7 +21,6 @@ from rollerblade.errors import TemporaryError
 from rollerblade.pipeline.events import publish_all
 from rollerblade.pipeline.jobflow import reconcile
 from rollerblade.pipeline.messages import JOBS_TOPIC
-from rollerblade.pipeline.services import Services
 from rollerblade.stack import Stack
 from tests import kube
 from tests.conftest import GcpStack
@@ -108,7 +107,7 @@ def test_a_job_deleted_by_hand_is_reported_lost(gke_stack: Stack, gke_executor: 
         updated=time.time() - 60,
     )  # fmt: skip
     gke_stack.index.put_job(job=record)
-    services = Services(gke_stack.storage, gke_stack.index, gke_stack.bus, executor_name="gke", _executor=gke_executor)
+    services = dataclasses.replace(gke_stack.services, executor_name="gke", _executor=gke_executor)
     assert reconcile(services, older_than=30) == 0  # alive in the cluster: nothing to do
     gke_executor.batch.delete_namespaced_job(
         name=job_name(spec.job_key, 1), namespace=gke_executor.cluster.namespace, propagation_policy="Background"

@@ -20,7 +20,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -78,6 +78,7 @@ class FirestoreIndex(FirestoreCatalog, Index):
         self._db = client
         self.prefix = prefix
         self._fields: set[str] | None = None
+        self._pairs: set[tuple[str, str]] | None = None
         self._fields_read = 0.0
         #: When a list, every query run is appended to it (a test checks each one against
         #: the composite indexes of firestore.indexes.json, which production requires).
@@ -157,12 +158,24 @@ class FirestoreIndex(FirestoreCatalog, Index):
         }
 
     def _note_fields(self, records: Sequence[ScanRecord]) -> list[tuple[str, Any, Any]]:
-        if self._fields is None:
-            self.known_fields()
+        """Writes noting the fields of ``records``: per dataset (``dataset_fields``, what a
+        principal's queries are checked against) and store-wide (``fields``)."""
+        if self._fields is None or self._pairs is None:
+            self.known_fields(datasets=())
         known = self._fields if self._fields is not None else set()
-        new = {name for r in records for name in flatten(r)} - known
+        pairs = self._pairs if self._pairs is not None else set()
+        new_pairs = {(r.dataset, name) for r in records for name in flatten(r)} - pairs
+        new = {name for _, name in new_pairs} - known
         known |= new
-        return [("set", self._col("fields").document(_id(name)), {"name": name}) for name in sorted(new)]
+        pairs |= new_pairs
+        ops: list[tuple[str, Any, Any]] = [
+            ("set", self._col("fields").document(_id(name)), {"name": name}) for name in sorted(new)
+        ]
+        ops += [
+            ("set", self._col("dataset_fields").document(_id(d, name)), {"dataset": d, "name": name})
+            for d, name in sorted(new_pairs)
+        ]
+        return ops
 
     def put_records(self, *, records: Sequence[ScanRecord]) -> None:
         ops = [("set", self._col("records").document(_id(r.dataset, r.path)), self._record_data(r)) for r in records]
@@ -255,14 +268,20 @@ class FirestoreIndex(FirestoreCatalog, Index):
             return self._count(query)
         return len(self._matching_keys(node))
 
-    def known_fields(self, *, fresh: bool = False) -> set[str]:
+    def known_fields(self, *, datasets: Collection[str] | None = None, fresh: bool = False) -> set[str]:
         """Cached for :data:`FIELDS_TTL` seconds: other writers (every function instance)
         add fields, but reading the whole collection on every query costs too much."""
-        if fresh or self._fields is None or time.monotonic() - self._fields_read > FIELDS_TTL:
+        stale = self._fields is None or self._pairs is None or time.monotonic() - self._fields_read > FIELDS_TTL
+        if fresh or stale:
             names = {s.get("name") for s in self._stream("fields", self._col("fields"))}
+            pairs = {(s.get("dataset"), s.get("name")) for s in self._stream("fields", self._col("dataset_fields"))}
             self._fields = names | (self._fields or set())
+            self._pairs = pairs | (self._pairs or set())
             self._fields_read = time.monotonic()
-        return set(self._fields)
+        assert self._fields is not None and self._pairs is not None
+        if datasets is None:
+            return set(self._fields)
+        return {name for dataset, name in self._pairs if dataset in datasets}
 
     # -- metadata files -------------------------------------------------------------
     def _meta_ops(self, files: Sequence[MetadataFile]) -> list[tuple[str, Any, Any]]:

@@ -13,7 +13,7 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from rollerblade.query import ast
 from rollerblade.query.fields import flatten, number_form, text_form
 from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
 
-SCHEMA_VERSION = 2  # 2: expression indexes on datatype and dir
+SCHEMA_VERSION = 3  # 2: expression indexes on datatype and dir; 3: dataset_fields
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS metadata (
 CREATE INDEX IF NOT EXISTS metadata_directory ON metadata (dataset, directory);
 CREATE TABLE IF NOT EXISTS datasets (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS fields (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS dataset_fields (dataset TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (dataset, name));
 CREATE TABLE IF NOT EXISTS analyses (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
     key TEXT PRIMARY KEY,
@@ -108,6 +109,7 @@ class SqliteIndex(Index):
         if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             self._create_schema()
         self._fields: set[str] = {row[0] for row in self._db.execute("SELECT name FROM fields")}
+        self._pairs: set[tuple[str, str]] | None = None  # (dataset, field), read on first use
         self._big_docs: dict[str, MetadataFile] = {}  # stored text -> decoded (see _metadata_doc)
 
     def __repr__(self) -> str:
@@ -117,6 +119,11 @@ class SqliteIndex(Index):
         self._db.execute("PRAGMA journal_mode=WAL")
         with self._db:
             self._db.executescript(_SCHEMA)
+            # fields per dataset (schema 3): filled from the records an older index holds
+            self._db.execute(
+                "INSERT OR IGNORE INTO dataset_fields SELECT DISTINCT records.dataset, each.key "
+                "FROM records, json_each(records.s) AS each"
+            )
             for field in INDEXED_TEXT_FIELDS:
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS records_{field} ON records ({text_expr(field)})")
             for field in INDEXED_NUMBER_FIELDS:
@@ -148,16 +155,24 @@ class SqliteIndex(Index):
                 raise
         return counts
 
-    def _record_rows(self, records: Sequence[ScanRecord]) -> tuple[list[tuple[Any, ...]], list[tuple[str]]]:
+    def _record_rows(self, records: Sequence[ScanRecord]) -> tuple[list[tuple[Any, ...]], list[tuple[str, ...]]]:
+        """Rows of ``records`` and the statement noting their new fields."""
         rows = []
-        new_fields: set[str] = set()
+        pairs = self._dataset_fields()
+        new_pairs: set[tuple[str, str]] = set()
         for record in records:
             s, n, names = _views(record)
-            new_fields |= names - self._fields
+            new_pairs |= {(record.dataset, name) for name in names} - pairs
             doc = _encode(record.to_doc())
             rows.append((record.dataset, record.path, record.generation, doc, s, n))
-        self._fields |= new_fields
-        return rows, [(f,) for f in sorted(new_fields)]
+        pairs |= new_pairs
+        self._fields |= {name for _, name in new_pairs}
+        return rows, sorted(new_pairs)
+
+    def _dataset_fields(self) -> set[tuple[str, str]]:
+        if self._pairs is None:
+            self._pairs = {(d, n) for d, n in self._db.execute("SELECT dataset, name FROM dataset_fields")}
+        return self._pairs
 
     # -- records -------------------------------------------------------------------
     def put_records(self, *, records: Sequence[ScanRecord]) -> None:
@@ -165,13 +180,14 @@ class SqliteIndex(Index):
         self._write(
             [
                 ("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", rows, True),
-                ("INSERT OR IGNORE INTO fields VALUES (?)", fields, True),
+                ("INSERT OR IGNORE INTO dataset_fields VALUES (?, ?)", fields, True),
+                ("INSERT OR IGNORE INTO fields VALUES (?)", [(n,) for _, n in fields], True),
             ]
         )
 
     def refresh_records(self, *, records: Sequence[ScanRecord]) -> int:
         rows, fields = self._record_rows(records)
-        updated, _ = self._write(
+        updated, *_ = self._write(
             [
                 (
                     "UPDATE records SET generation = ?, doc = ?, s = ?, n = ? "
@@ -179,7 +195,8 @@ class SqliteIndex(Index):
                     [(g, doc, s, n, d, p, g) for d, p, g, doc, s, n in rows],
                     True,
                 ),
-                ("INSERT OR IGNORE INTO fields VALUES (?)", fields, True),
+                ("INSERT OR IGNORE INTO dataset_fields VALUES (?, ?)", fields, True),
+                ("INSERT OR IGNORE INTO fields VALUES (?)", [(n,) for _, n in fields], True),
             ]
         )
         return updated
@@ -213,7 +230,11 @@ class SqliteIndex(Index):
         where, params = compile_where(node)
         return int(self._db.execute(f"SELECT count(*) FROM records WHERE {where}", params).fetchone()[0])
 
-    def known_fields(self, *, fresh: bool = False) -> set[str]:
+    def known_fields(self, *, datasets: Collection[str] | None = None, fresh: bool = False) -> set[str]:
+        if datasets is not None:
+            if fresh:
+                self._pairs = None
+            return {name for dataset, name in self._dataset_fields() if dataset in datasets}
         if fresh:  # other processes add fields too
             self._fields |= {row[0] for row in self._db.execute("SELECT name FROM fields")}
         return set(self._fields)
@@ -265,7 +286,8 @@ class SqliteIndex(Index):
                 ("DELETE FROM metadata WHERE dataset = ?", (name,), False),
                 ("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)", rows, True),
                 ("INSERT INTO metadata VALUES (?, ?, ?, ?)", meta_rows, True),
-                ("INSERT OR IGNORE INTO fields VALUES (?)", fields, True),
+                ("INSERT OR IGNORE INTO dataset_fields VALUES (?, ?)", fields, True),
+                ("INSERT OR IGNORE INTO fields VALUES (?)", [(n,) for _, n in fields], True),
             ]
         )
 

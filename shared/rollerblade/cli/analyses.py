@@ -14,9 +14,7 @@ import click
 from rollerblade.analyses.jobs import JobRecord
 from rollerblade.cli import output
 from rollerblade.cli.output import context as _ctx
-from rollerblade.errors import NotFound
-from rollerblade.pipeline import analyses as analyses_use
-from rollerblade.pipeline import running
+from rollerblade.pipeline import usecases_work
 
 
 @click.group("analysis")
@@ -29,15 +27,15 @@ def analysis() -> None:
 def register(folder: Path) -> None:
     """Validate FOLDER/analysis.yaml, build its image, pin the digest and store it."""
     ctx = _ctx()
-    stack = ctx.stack
-    doc = analyses_use.register_analysis(folder, index=stack.index, executor=stack.executor, actor=ctx.actor)
+    doc = usecases_work.register_analysis(ctx.services, ctx.principal, folder)
     click.echo(f"registered {doc['name']} {doc['spec']['version']}  {doc['image_digest']}  ({doc['executor']})")
 
 
 @analysis.command("list")
 def list_() -> None:
     """List registered Analyses."""
-    for doc in _ctx().stack.index.analyses():
+    ctx = _ctx()
+    for doc in usecases_work.list_analyses(ctx.services, ctx.principal):
         spec = doc["spec"]
         click.echo(
             f"{doc['name']}\t{spec['version']}\t{spec['slice']}\t{doc['image_digest'][:19]}\towner {doc['owner']}"
@@ -48,7 +46,8 @@ def list_() -> None:
 @click.argument("name")
 def show(name: str) -> None:
     """Show a registered Analysis as JSON."""
-    _, doc = analyses_use.get_analysis(name, index=_ctx().stack.index)
+    ctx = _ctx()
+    _, doc = usecases_work.get_analysis(ctx.services, ctx.principal, name)
     click.echo(json.dumps(doc, indent=2))
 
 
@@ -69,10 +68,9 @@ def run(name: str, query: str, parallel: int | None, force: bool, dry_run: bool,
     ctx = _ctx()
     if executor is not None:  # the flag overrides ROLLERBLADE_EXECUTOR; set before the stack opens
         ctx.settings = dataclasses.replace(ctx.settings, executor=executor)  # type: ignore[arg-type]
-    stack = ctx.stack
     state: dict[str, Any] = {"total": 0, "done": 0, "failed": 0, "t0": time.monotonic()}
 
-    def on_plan(report: running.RunReport) -> None:
+    def on_plan(report: usecases_work.RunReport) -> None:
         todo = len(report.planned) - len(report.skipped)
         state["total"] = todo
         output.info(
@@ -95,21 +93,17 @@ def run(name: str, query: str, parallel: int | None, force: bool, dry_run: bool,
         if job.state == "failed":
             click.echo(f"\nfailed {job.key[:12]} {job.dataset}/{job.slice_id}: {job.message}", err=True)
 
-    report = running.run_analysis(
+    report = usecases_work.run_analysis(
+        ctx.services,
+        ctx.principal,
         name,
         query,
-        storage=stack.storage,
-        index=stack.index,
-        bus=stack.bus,
-        executor=stack.executor,
-        actor=ctx.actor,
         workdir=ctx.settings.work_root,
         parallel=parallel,
         force=force,
         dry_run=dry_run,
         progress=progress,
         on_plan=on_plan,
-        services=stack.services,
     )
     if sys.stderr.isatty() and state["done"]:
         click.echo("", err=True)
@@ -129,7 +123,10 @@ def run(name: str, query: str, parallel: int | None, force: bool, dry_run: bool,
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def jobs(analysis_name: str | None, failed: bool, as_json: bool) -> None:
     """List jobs, newest first."""
-    for job in _ctx().stack.index.jobs(analysis=analysis_name, state="failed" if failed else None):
+    ctx = _ctx()
+    for job in usecases_work.list_jobs(
+        ctx.services, ctx.principal, analysis=analysis_name, state="failed" if failed else None
+    ):
         if as_json:
             click.echo(json.dumps(job.to_doc()))
         else:
@@ -141,13 +138,8 @@ def jobs(analysis_name: str | None, failed: bool, as_json: bool) -> None:
 @click.argument("job", metavar="JOB")
 def logs(job: str) -> None:
     """Print the stored logs of JOB (a job key or its first characters)."""
-    stack = _ctx().stack
-    matches = [j for j in stack.index.jobs() if j.key.startswith(job)]
-    if len(matches) != 1:
-        raise NotFound("job", job if not matches else f"{job} (ambiguous: {len(matches)} jobs match)")
-    if not matches[0].logs_key:
-        raise NotFound("logs of job", matches[0].key)
-    click.echo(stack.storage.read(key=matches[0].logs_key).decode("utf-8", "replace"), nl=False)
+    ctx = _ctx()
+    click.echo(usecases_work.job_logs(ctx.services, ctx.principal, job).decode("utf-8", "replace"), nl=False)
 
 
 COMMANDS = (analysis, run, jobs, logs)

@@ -17,7 +17,7 @@ import click
 
 from rollerblade.cli.output import context as _ctx
 from rollerblade.errors import InputError
-from rollerblade.pipeline import automation, jobflow, running
+from rollerblade.pipeline import store_lock, usecases_work
 from rollerblade.pipeline.messages import TOPICS
 from rollerblade.pipeline.worker import BucketWatcher, Worker, topic_depths
 
@@ -34,8 +34,7 @@ def rules_apply(folder: Path) -> None:
 
     What is already indexed is evaluated again under the new rules (by ``serve``)."""
     ctx = _ctx()
-    applied = automation.apply_rules(ctx.stack.services, folder, actor=ctx.actor)
-    datasets = automation.evaluate_everything(ctx.stack.services)
+    applied, datasets = usecases_work.apply_rules(ctx.services, ctx.principal, folder)
     click.echo(f"applied {len(applied)} rules from {folder}; {datasets} datasets queued for evaluation")
     for rule in applied:
         click.echo(f"  {rule.name}: {_summary(rule)}")
@@ -57,7 +56,8 @@ def _summary(rule: Any) -> str:
 @rules.command("list")
 def rules_list() -> None:
     """List the rules in force."""
-    for rule in automation.current_rules(_ctx().stack.services):
+    ctx = _ctx()
+    for rule in usecases_work.list_rules(ctx.services, ctx.principal):
         click.echo(f"{rule.name}\t{_summary(rule)}")
 
 
@@ -65,7 +65,8 @@ def rules_list() -> None:
 @click.argument("name")
 def rules_show(name: str) -> None:
     """Show one rule as JSON (with the file and line it came from)."""
-    click.echo(json.dumps(automation.get_rule(_ctx().stack.services, name).to_doc(), indent=2))
+    ctx = _ctx()
+    click.echo(json.dumps(usecases_work.get_rule(ctx.services, ctx.principal, name).to_doc(), indent=2))
 
 
 @rules.command("explain")
@@ -76,7 +77,8 @@ def rules_explain(target: str, as_json: bool) -> None:
     dataset, sep, path = target.partition("/")
     if not sep or not path:
         raise click.BadParameter("expected DATASET/PATH", param_hint="TARGET")
-    entries = automation.explain(_ctx().stack.services, dataset, path)
+    ctx = _ctx()
+    entries = usecases_work.explain(ctx.services, ctx.principal, dataset, path)
     if as_json:
         click.echo(json.dumps(entries, indent=2))
         return
@@ -102,10 +104,20 @@ def rules_explain(target: str, as_json: bool) -> None:
     help="Seconds between scans of the bucket folder (jobs' ends are picked up at once).",
 )
 @click.option("--parallel", type=click.IntRange(min=1), default=None, help="Jobs at once [default: what fits].")
-def serve(poll: float, parallel: int | None) -> None:
+@click.option(
+    "--http",
+    "http_address",
+    default=None,
+    metavar="HOST:PORT",
+    help="Also serve the HTTP API there, e.g. 127.0.0.1:8080 (see docs/http-api.md).",
+)
+@click.option("--no-events", is_flag=True, help="Serve only the HTTP API (another process runs the pipeline).")
+def serve(poll: float, parallel: int | None, http_address: str | None, no_events: bool) -> None:
     """Run the pipeline: index what lands in the bucket folder, evaluate the rules, run
-    jobs within this machine's CPUs and memory, tag results. Ctrl-C / SIGTERM stops
-    cleanly; after any stop, serve again resumes where it was."""
+    jobs within this machine's CPUs and memory, tag results; with --http, the HTTP API
+    too. Ctrl-C / SIGTERM stops cleanly; after any stop, serve again resumes where it was."""
+    if no_events and http_address is None:
+        raise click.UsageError("--no-events leaves nothing to serve without --http HOST:PORT")
     stopping = threading.Event()
 
     def stop(signum: int, _: Any) -> None:
@@ -119,18 +131,53 @@ def serve(poll: float, parallel: int | None) -> None:
     services = stack.services
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("bidsschematools").setLevel(logging.WARNING)
-    with running.exclusive_run(ctx.settings.work_root, role="serve") as owner:
+    http = _start_http(services, http_address) if http_address else None
+    try:
+        if no_events:
+            stopping.wait()
+        else:
+            _serve_events(ctx, services, poll=poll, parallel=parallel, stopping=stopping)
+    finally:
+        if http is not None:
+            http.should_exit = True
+    click.echo("stopped", err=True)
+
+
+def _serve_events(ctx: Any, services: Any, *, poll: float, parallel: int | None, stopping: threading.Event) -> None:
+    with store_lock.exclusive_run(ctx.settings.work_root, role="serve") as owner:
         assert owner
         worker = Worker(services, actor=ctx.actor, slots=parallel, watcher=BucketWatcher(services), scan_every=poll)
         worker.stopping = stopping
         click.echo(
-            f"serving {stack.settings.bucket_root} (executor {ctx.settings.executor}); "
-            "drop files under datasets/<name>/",
+            f"serving {ctx.settings.bucket_root} (executor {ctx.settings.executor}); drop files under datasets/<name>/",
             err=True,
         )
         worker.start()
         worker.run(idle_sleep=poll)
-    click.echo("stopped", err=True)
+
+
+def _start_http(services: Any, address: str) -> Any:
+    """Serve the HTTP API from a thread; returns the uvicorn server (set ``should_exit``)."""
+    import uvicorn
+
+    from rollerblade.api.app import create_app
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise click.BadParameter(f"{address!r}: expected HOST:PORT, e.g. 127.0.0.1:8080", param_hint="--http")
+    config = uvicorn.Config(
+        create_app(services), host=host.strip("[]"), port=int(port), log_level="warning", access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="http", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise InputError(f"the HTTP API could not listen on {address} (is the port taken?)")
+        time.sleep(0.05)
+    click.echo(f"HTTP API on http://{address}/v1 (OpenAPI at http://{address}/openapi.json)", err=True)
+    return server
 
 
 @click.command("status")
@@ -198,7 +245,7 @@ def rerun(name: str, query: str, force: bool) -> None:
     ``run``) runs it. Without --force only new or changed inputs run."""
     ctx = _ctx()
     start = time.monotonic()
-    _, report = jobflow.queue_run(ctx.stack.services, name, query, actor=ctx.actor, force=force)
+    report = usecases_work.start_run(ctx.services, ctx.principal, name, query, force=force)
     click.echo(
         f"{name}: {len(report.planned)} jobs planned, {len(report.queued)} queued, "
         f"{len(report.done)} already done, {len(report.problems)} cannot run ({time.monotonic() - start:.1f} s)"

@@ -16,32 +16,69 @@ from typing import Any
 import click
 
 from rollerblade import errors
+from rollerblade.access.model import Principal
+from rollerblade.cli import access as access_cli
 from rollerblade.cli import analyses as analyses_cli
 from rollerblade.cli import automation as automation_cli
 from rollerblade.cli import gke as gke_cli
 from rollerblade.cli import output
-from rollerblade.pipeline import deleting, importing, querying, reindex
-from rollerblade.pipeline import download as downloading
-from rollerblade.records import Actor, default_actor
+from rollerblade.client import Client
+from rollerblade.pipeline import sharing, usecases_data
+from rollerblade.pipeline.services import Services
+from rollerblade.records import Actor, DatasetInfo, ScanRecord, default_actor
 from rollerblade.settings import Settings
 from rollerblade.stack import Stack, open_stack
 
+REMOTE_COMMANDS = ("datasets", "query", "show", "download")
+
 
 class Context:
-    def __init__(self, settings: Settings, actor: Actor) -> None:
+    def __init__(self, settings: Settings, os_user: str, as_user: str | None = None, server: str | None = None) -> None:
         self.settings = settings
-        self.actor = actor
+        self.os_user = os_user
+        self.as_user = as_user
+        self.server = server
         self._stack: Stack | None = None
+        self._principal: Principal | None = None
+        self._client: Client | None = None
+
+    @property
+    def remote(self) -> Client | None:
+        """The API client when ``--server`` is given (token from ROLLERBLADE_TOKEN)."""
+        if self.server and self._client is None:
+            self._client = Client(self.server, token=os.environ.get("ROLLERBLADE_TOKEN"))
+        return self._client
 
     @property
     def stack(self) -> Stack:
+        if self.server:
+            raise click.UsageError(
+                f"this command needs a local store; with --server only {', '.join(REMOTE_COMMANDS)} work"
+            )
         if self._stack is None:
             self._stack = open_stack(self.settings, environ=os.environ)
         return self._stack
 
+    @property
+    def services(self) -> Services:
+        return self.stack.services
+
+    @property
+    def principal(self) -> Principal:
+        """Who acts: the OS user (a Rollerblade user from first use on), or ``--as USER``."""
+        if self._principal is None:
+            self._principal = sharing.local_principal(self.services, self.os_user, as_user=self.as_user)
+        return self._principal
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.principal.name)
+
     def close(self) -> None:
         if self._stack is not None:
             self._stack.close()
+        if self._client is not None:
+            self._client.close()
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -64,13 +101,23 @@ class _Group(click.Group):
     default=None,
     help="Folder of the embedded store [env: ROLLERBLADE_HOME; default: ~/.rollerblade].",
 )
-@click.option("--as", "actor", default=None, metavar="USER", help="Act as this user [default: the OS user].")
+@click.option(
+    "--as", "actor", default=None, metavar="USER", help="Act as this user (admins only) [default: the OS user]."
+)
+@click.option(
+    "--server",
+    default=None,
+    metavar="URL",
+    envvar="ROLLERBLADE_SERVER",
+    help="Use a Rollerblade HTTP API instead of a local store (token: ROLLERBLADE_TOKEN) "
+    f"[env: ROLLERBLADE_SERVER; commands: {', '.join(REMOTE_COMMANDS)}].",
+)
 @click.version_option(package_name="rollerblade")
 @click.pass_context
-def cli(ctx: click.Context, home: Path | None, actor: str | None) -> None:
+def cli(ctx: click.Context, home: Path | None, actor: str | None, server: str | None) -> None:
     """Rollerblade: store, index, query and download BIDS brain-imaging data."""
     settings = Settings.from_env(os.environ, home=home)
-    ctx.obj = Context(settings, Actor(actor) if actor else default_actor())
+    ctx.obj = Context(settings, default_actor(), as_user=actor, server=server)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -97,14 +144,13 @@ def import_(ctx: Context, source: Path, dataset: str) -> None:
     bars: dict[str, Any] = {}
     with output.progress_bar("uploading") as upload, output.progress_bar("indexing") as index_bar:
         bars["upload"], bars["index"] = upload, index_bar
-        report = importing.import_dataset(
+        report = usecases_data.import_dataset(
+            ctx.services,
+            ctx.principal,
             source,
-            dataset=dataset,
-            storage=stack.storage,
-            index=stack.index,
-            bus=None if stack.indexed_by_deployment else stack.bus,
-            actor=ctx.actor,
+            dataset,
             progress=lambda stage, done, total: bars[stage](done, total),
+            indexed_by_deployment=stack.indexed_by_deployment,
             lease=ctx.settings.import_lease,
             wait=ctx.settings.import_wait,
         )
@@ -126,12 +172,16 @@ def import_(ctx: Context, source: Path, dataset: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @pass_context
 def datasets(ctx: Context, as_json: bool) -> None:
-    """List datasets with their record counts."""
-    index = ctx.stack.index
-    for info in index.datasets():
-        stats = index.dataset_stats(name=info.name)
+    """List the datasets you may read, with their record counts."""
+    docs = (
+        ctx.remote.datasets()
+        if ctx.remote
+        else [s.to_doc() for s in usecases_data.list_datasets(ctx.services, ctx.principal)]
+    )
+    for doc in docs:
+        info, stats = DatasetInfo.from_doc(doc), {k: doc[k] for k in ("records", "errors", "warnings")}
         if as_json:
-            click.echo(json.dumps({**info.to_doc(), **stats}))
+            click.echo(json.dumps(doc))
         else:
             name = info.description.get("Name", "")
             if info.state == "importing":
@@ -152,15 +202,14 @@ def delete(ctx: Context, name: str, yes: bool) -> None:
     Asks for confirmation unless --yes is given. An interrupted delete is finished by
     running it again.
     """
-    stack = ctx.stack
-    plan = deleting.plan_delete(name, storage=stack.storage, index=stack.index)
+    plan = usecases_data.plan_delete(ctx.services, ctx.principal, name)
     what = f"dataset {name!r}: {len(plan.keys)} files (derivatives included), {plan.records} records"
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError(f"deleting {what} needs confirmation: run it in a terminal or pass --yes")
         click.confirm(f"Delete {what}?", abort=True, err=True)
     with output.progress_bar(f"deleting {name}") as bar:
-        deleting.delete_dataset(plan, storage=stack.storage, index=stack.index, actor=ctx.actor, progress=bar)
+        usecases_data.delete_dataset(ctx.services, ctx.principal, plan, progress=bar)
     click.echo(f"deleted {what}")
 
 
@@ -169,17 +218,11 @@ def delete(ctx: Context, name: str, yes: bool) -> None:
 @pass_context
 def reindex_(ctx: Context, names: tuple[str, ...]) -> None:
     """Rebuild the index of datasets from what the store holds."""
-    stack = ctx.stack
-    targets = list(names) or _stored_datasets(stack)
+    targets = list(names) or usecases_data.stored_datasets(ctx.services, ctx.principal)
     for name in targets:
         with output.progress_bar(f"reindexing {name}") as bar:
-            report = reindex.reindex_dataset(
-                name,
-                storage=stack.storage,
-                index=stack.index,
-                actor=ctx.actor,
-                progress=bar,
-                workers=ctx.settings.workers,
+            report = usecases_data.reindex_dataset(
+                ctx.services, ctx.principal, name, progress=bar, workers=ctx.settings.workers
             )
         if report.unfinished_import:
             output.info(f"{name}: its import is unfinished; the index holds only what was stored so far")
@@ -187,13 +230,6 @@ def reindex_(ctx: Context, names: tuple[str, ...]) -> None:
             f"{name}: {report.records} records, {report.metadata} metadata files, "
             f"{len(report.errors)} errors, {report.removed} removed"
         )
-
-
-def _stored_datasets(stack: Stack) -> list[str]:
-    names = {info.name for info in stack.index.datasets()}
-    for obj in stack.storage.list(prefix="datasets/"):
-        names.add(obj.key.split("/")[1])
-    return sorted(names)
 
 
 @cli.command()
@@ -209,11 +245,18 @@ def query(ctx: Context, query: str, count: bool, as_json: bool, limit: int | Non
     """
     if count and as_json:
         raise click.UsageError("--count and --json cannot be combined: --count prints one number")
-    index = ctx.stack.index
-    if count:
-        click.echo(str(querying.count_records(query, index=index, actor=ctx.actor)))
+    if ctx.remote:
+        if count:
+            click.echo(str(ctx.remote.count(query)))
+            return
+        for doc in ctx.remote.records(query, limit=limit):
+            record = ScanRecord.from_doc(doc)
+            click.echo(output.record_json(record) if as_json else output.record_line(record))
         return
-    for record in querying.find_records(query, index=index, actor=ctx.actor, limit=limit):
+    if count:
+        click.echo(str(usecases_data.count(ctx.services, ctx.principal, query)))
+        return
+    for record in usecases_data.find(ctx.services, ctx.principal, query, limit=limit):
         click.echo(output.record_json(record) if as_json else output.record_line(record))
 
 
@@ -225,17 +268,10 @@ def show(ctx: Context, target: str) -> None:
     dataset, sep, path = target.partition("/")
     if not sep or not path:
         raise click.BadParameter("expected DATASET/PATH, e.g. ds1/sub-01/anat/sub-01_T1w.nii.gz", param_hint="TARGET")
-    record = ctx.stack.index.get_record(dataset=dataset, path=path)
-    if record is None:
-        raise errors.NotFound("record", target)
-    doc: dict[str, Any] = dict(record.to_doc())
-    units = {
-        m.path: m.content
-        for m in ctx.stack.index.metadata(dataset=dataset, directories=[""])
-        if m.kind == "participants_json" and isinstance(m.content, dict)
-    }
-    if units:
-        doc["participant_columns"] = units.get("participants.json")
+    if ctx.remote:
+        doc = ctx.remote.record(dataset, path)
+    else:
+        doc = usecases_data.show(ctx.services, ctx.principal, dataset, path)
     click.echo(json.dumps(doc, indent=2))
 
 
@@ -245,16 +281,15 @@ def show(ctx: Context, target: str) -> None:
 @pass_context
 def download(ctx: Context, query: str, destination: Path) -> None:
     """Download what QUERY selects into DESTINATION, one valid BIDS folder per dataset."""
-    stack = ctx.stack
+    if ctx.remote:
+        written = ctx.remote.download(query, destination)
+        if not written:
+            output.info("the query selected no records; nothing written")
+        for dataset, files in written.items():
+            click.echo(f"{destination / dataset}\t{files} files")
+        return
     with output.progress_bar("downloading") as bar:
-        report = downloading.download_query(
-            query,
-            destination,
-            storage=stack.storage,
-            index=stack.index,
-            actor=ctx.actor,
-            progress=bar,
-        )
+        report = usecases_data.download(ctx.services, ctx.principal, query, destination, progress=bar)
     if not report.datasets:
         output.info("the query selected no records; nothing written")
     for dataset, files in report.datasets.items():
@@ -302,7 +337,7 @@ def demo(ctx: Context, subjects: int, workdir: Path | None, analyses_dir: Path |
             output.info("no analyses/ folder next to this installation; pass --analyses DIR to run them")
     demo_run.run_demo(
         ctx.stack,
-        actor=ctx.actor,
+        principal=ctx.principal,
         subjects=subjects,
         workdir=workdir or ctx.settings.home / "demo",
         echo=click.echo,
@@ -310,7 +345,7 @@ def demo(ctx: Context, subjects: int, workdir: Path | None, analyses_dir: Path |
     )
 
 
-for _command in (*analyses_cli.COMMANDS, *automation_cli.COMMANDS, *gke_cli.COMMANDS):
+for _command in (*analyses_cli.COMMANDS, *automation_cli.COMMANDS, *access_cli.COMMANDS, *gke_cli.COMMANDS):
     cli.add_command(_command)
 
 

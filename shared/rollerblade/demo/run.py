@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rollerblade.access.model import Principal
 from rollerblade.demo import sources
 from rollerblade.demo.cohort import DEMO, file_count, write_cohort
 from rollerblade.errors import AlreadyExists, InputError, TemporaryError
-from rollerblade.pipeline import analyses, automation, download, importing, querying, running
+from rollerblade.pipeline import usecases_data, usecases_work
 from rollerblade.pipeline.worker import BucketWatcher, Worker
 from rollerblade.records import Actor
 from rollerblade.stack import Stack
@@ -98,7 +99,7 @@ def _reset_demo_folder(folder: Path) -> None:
 def run_demo(
     stack: Stack,
     *,
-    actor: Actor,
+    principal: Principal,
     subjects: int,
     workdir: Path,
     echo: Callable[[str], None],
@@ -119,14 +120,7 @@ def run_demo(
     for name, root in roots.items():
         t0 = time.perf_counter()
         try:
-            report = importing.import_dataset(
-                root,
-                dataset=name,
-                storage=stack.storage,
-                index=stack.index,
-                bus=stack.bus,
-                actor=actor,
-            )
+            report = usecases_data.import_dataset(stack.services, principal, root, name)
         except AlreadyExists:
             echo(f"   {name}: already imported in this home, kept as it is")
             continue
@@ -139,18 +133,18 @@ def run_demo(
     echo("3. Example aBIDS queries across all datasets")
     for title, text in EXAMPLE_QUERIES:
         t0 = time.perf_counter()
-        count = querying.count_records(text, index=stack.index, actor=actor)
+        count = usecases_data.count(stack.services, principal, text)
         ms = (time.perf_counter() - t0) * 1000
         echo(f"   {count:4d} records  {title}\n          rollerblade query '{text}'  ({ms:.1f} ms)")
     echo(f"4. Downloading '{DOWNLOAD_QUERY}' as BIDS to {target}")
-    result = download.download_query(DOWNLOAD_QUERY, target, storage=stack.storage, index=stack.index, actor=actor)
+    result = usecases_data.download(stack.services, principal, DOWNLOAD_QUERY, target)
     for dataset, files in result.datasets.items():
         echo(f"   {target / dataset}: {files} files (a valid BIDS dataset)")
     if analyses_dir is not None:
-        run_analyses(stack, actor=actor, workdir=workdir, analyses_dir=analyses_dir, echo=echo)
+        run_analyses(stack, principal=principal, workdir=workdir, analyses_dir=analyses_dir, echo=echo)
         rules_dir = analyses_dir.parent / "pipeline_rules"
         if rules_dir.is_dir() and stack.settings.backend == "local":
-            automate(stack, actor=actor, rules_dir=rules_dir, echo=echo)
+            automate(stack, principal=principal, rules_dir=rules_dir, echo=echo)
     echo(f"Done in {time.perf_counter() - started:.1f} s. Store: {stack.settings.home}")
     echo(f"Try: rollerblade --home {stack.settings.home} query 'participant.sex=F AND suffix=bold' --json")
 
@@ -176,7 +170,9 @@ EXAMPLES = (
 )
 
 
-def run_analyses(stack: Stack, *, actor: Actor, workdir: Path, analyses_dir: Path, echo: Callable[[str], None]) -> None:
+def run_analyses(
+    stack: Stack, *, principal: Principal, workdir: Path, analyses_dir: Path, echo: Callable[[str], None]
+) -> None:
     """Register the example Analyses, run them over the cohort, score brain-mask on Colin27."""
     try:
         executor = stack.executor
@@ -186,35 +182,26 @@ def run_analyses(stack: Stack, *, actor: Actor, workdir: Path, analyses_dir: Pat
     echo(f"5. Registering and running the example Analyses with the {executor.name} executor")
     for name, query in EXAMPLES:
         t0 = time.perf_counter()
-        doc = analyses.register_analysis(analyses_dir / name, index=stack.index, executor=executor, actor=actor)
-        report = running.run_analysis(
-            name,
-            query,
-            storage=stack.storage,
-            index=stack.index,
-            bus=stack.bus,
-            executor=executor,
-            actor=actor,
-            workdir=stack.settings.work_root,
-        )
+        doc = usecases_work.register_analysis(stack.services, principal, analyses_dir / name)
+        report = usecases_work.run_analysis(stack.services, principal, name, query, workdir=stack.settings.work_root)
         echo(
             f"   {name} ({doc['image_digest'][:19]}): {len(report.planned)} jobs, {len(report.succeeded)} ran, "
             f"{len(report.skipped)} already done, {len(report.failed)} failed ({time.perf_counter() - t0:.1f} s)"
         )
         for job in report.failed[:3]:
             echo(f"     failed {job.dataset}/{job.slice_id}: {job.message}")
-    dice = colin27_dice(stack, actor=actor, workdir=workdir)
+    dice = colin27_dice(stack, principal=principal, workdir=workdir)
     if dice is not None:
         echo(f"   brain-mask on Colin27 vs its brain-extracted twin ch2bet: Dice = {dice:.3f}")
     for title, text in (
         ("brain masks of female participants", "analysis=brain-mask AND participant.sex=F"),
         ("grey matter volumes of participants over 60", "analysis=tissue-volumes AND participant.age>60"),
     ):
-        count = querying.count_records(text, index=stack.index, actor=actor)
+        count = usecases_data.count(stack.services, principal, text)
         echo(f"   {count:4d} records  {title}\n          rollerblade query '{text}'")
 
 
-def automate(stack: Stack, *, actor: Actor, rules_dir: Path, echo: Callable[[str], None]) -> None:
+def automate(stack: Stack, *, principal: Principal, rules_dir: Path, echo: Callable[[str], None]) -> None:
     """Apply the pipeline rules, copy a new scan into the bucket folder and let the event
     loop (what ``rollerblade serve`` runs) take it from there: no ``run`` command."""
     try:
@@ -224,7 +211,7 @@ def automate(stack: Stack, *, actor: Actor, rules_dir: Path, echo: Callable[[str
         echo(f"6. Skipping the pipeline rules: {e}")
         return
     t0 = time.perf_counter()
-    rules = automation.apply_rules(services, rules_dir, actor=actor)
+    rules, _ = usecases_work.apply_rules(services, principal, rules_dir)
     echo(f"6. Automating with {len(rules)} pipeline rules ({rules_dir}): rollerblade rules apply {rules_dir}")
     drop = stack.settings.bucket_root / "datasets" / "dropzone"
     anat = drop / "sub-new" / "anat"
@@ -233,25 +220,25 @@ def automate(stack: Stack, *, actor: Actor, rules_dir: Path, echo: Callable[[str
     (drop / "participants.tsv").write_text("participant_id\tage\tsex\nsub-new\t41\tF\n")
     shutil.copyfile(sources.mni_t1(), anat / "sub-new_T1w.nii.gz")  # a plain copy, as a scanner's export
     echo(f"   copied a new T1w into the bucket folder: {anat / 'sub-new_T1w.nii.gz'}")
-    worker = Worker(services, actor=actor, watcher=BucketWatcher(services))
+    worker = Worker(services, actor=Actor(principal.name), watcher=BucketWatcher(services))
     worker.start()
     settled = worker.run_until_idle(timeout=900)
     worker.shutdown()
-    for job in sorted(stack.index.jobs(), key=lambda j: j.started or ""):
+    for job in sorted(usecases_work.list_jobs(services, principal), key=lambda j: j.started or ""):
         if job.dataset == "dropzone":
             echo(f"   {job.state:9s} {job.analysis:15s} {job.slice_id}  (rule {job.rule})")
     echo(f"   {'settled' if settled else 'still busy'} in {time.perf_counter() - t0:.1f} s; the files tagged final:")
-    for record in querying.find_records("dataset=dropzone AND tag=final", index=stack.index, actor=actor):
+    for record in usecases_data.find(services, principal, "dataset=dropzone AND tag=final"):
         echo(f"     {record.path}  tags {', '.join(record.meta.get('RollerbladeTags', []))}")
     echo("   The same loop runs as a service: rollerblade serve (then drop files under datasets/<name>/)")
 
 
-def colin27_dice(stack: Stack, *, actor: Actor, workdir: Path) -> float | None:
+def colin27_dice(stack: Stack, *, principal: Principal, workdir: Path) -> float | None:
     import nibabel as nib
     import numpy as np
 
     found = list(
-        querying.find_records("dataset=colin27 AND analysis=brain-mask AND suffix=mask", index=stack.index, actor=actor)
+        usecases_data.find(stack.services, principal, "dataset=colin27 AND analysis=brain-mask AND suffix=mask")
     )
     if not found:
         return None

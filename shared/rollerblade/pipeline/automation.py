@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rollerblade.access.model import Principal
 from rollerblade.analyses.spec import AnalysisSpec
 from rollerblade.errors import NotFound
 from rollerblade.pipeline.analyses import get_analysis
@@ -37,7 +38,7 @@ from rollerblade.rules.model import Rule, Trigger, load_rule_files, query_matche
 
 RULES_KEY = "config/pipeline-rules.json"
 
-_cache: dict[int, tuple[int, list[Rule]]] = {}
+_cache: dict[int, tuple[int, list[Rule], str]] = {}  # storage -> (generation, rules, applied_by)
 _cache_lock = threading.Lock()
 
 
@@ -66,21 +67,31 @@ def evaluate_everything(services: Services) -> int:
 
 def current_rules(services: Services) -> list[Rule]:
     """The applied rules ([] when none), cached by the stored document's generation."""
+    return _applied(services)[0]
+
+
+def rules_applier(services: Services) -> str:
+    """Who applied the rules in force ("" when none): rules act with that user's rights."""
+    return _applied(services)[1]
+
+
+def _applied(services: Services) -> tuple[list[Rule], str]:
     generation = services.storage.generation(key=RULES_KEY)
     if generation is None:
-        return []
+        return [], ""
     with _cache_lock:
         cached = _cache.get(id(services.storage))
         if cached is not None and cached[0] == generation:
-            return cached[1]
+            return cached[1], cached[2]
     try:
         doc = json.loads(services.storage.read(key=RULES_KEY))
     except NotFound:
-        return []
+        return [], ""
     rules = [Rule.from_doc(r) for r in doc.get("rules", [])]
+    applier = str(doc.get("applied_by") or "")
     with _cache_lock:
-        _cache[id(services.storage)] = (generation, rules)
-    return rules
+        _cache[id(services.storage)] = (generation, rules, applier)
+    return rules, applier
 
 
 def get_rule(services: Services, name: str) -> Rule:
@@ -177,6 +188,7 @@ def _plan(
     done: set[tuple[str, str, str]] = set()
     slices = _Slices(services)
     requests: list[JobRequest] = []
+    rights = _ApplierRights(services)
     for record, of in triggers:
         if record.error is not None:
             continue
@@ -184,6 +196,8 @@ def _plan(
         for rule in fired(rules, trigger, of, flat):
             assert rule.run is not None
             name = rule.run.analysis
+            if not rights.allow(rule.name, name, record.dataset, audit=not dry_run):
+                continue
             if name not in specs:
                 try:
                     specs[name] = get_analysis(name, index=services.index)
@@ -208,6 +222,42 @@ def _plan(
             requests.append(JobRequest(spec, doc, members, rule.name))
     if requests:
         planned.reports += queue_many(services, requests, actor=actor, dry_run=dry_run)
+
+
+class _ApplierRights:
+    """Rules act with the rights of the user who applied them, checked each time they fire
+    (read once per batch of events): ``run`` on the Analysis and ``read`` on the dataset.
+    A refusal is audited once per (rule, dataset) and batch; the rule does not fire."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.denied: set[tuple[str, str]] = set()
+        self._loaded = False
+        self.datasets: set[str] | None = set()
+        self.analyses: set[str] | None = set()
+        self.principal = Principal("", "anonymous")
+
+    def _load(self) -> None:
+        guard = self.services.guard
+        applier = rules_applier(self.services)
+        self.principal = Principal(applier or "nobody", "anonymous")
+        user = guard.access.get_user(name=applier)
+        if user is not None:
+            self.principal = Principal(user.name, "user", admin=user.admin)
+            self.datasets = guard.holding(self.principal, "dataset", "read")
+            self.analyses = guard.holding(self.principal, "analysis", "run")
+        self._loaded = True
+
+    def allow(self, rule: str, analysis: str, dataset: str, *, audit: bool) -> bool:
+        if not self._loaded:
+            self._load()
+        if (self.analyses is None or analysis in self.analyses) and (self.datasets is None or dataset in self.datasets):
+            return True
+        if audit and (rule, dataset) not in self.denied:
+            self.denied.add((rule, dataset))
+            why = f"rule {rule!r} applied by {self.principal.name}, who may not run {analysis!r} on dataset {dataset!r}"
+            self.services.guard.deny(self.principal, "rule-fire", "dataset", dataset, why)
+        return False
 
 
 class _Slices:

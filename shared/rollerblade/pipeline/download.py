@@ -16,8 +16,9 @@ import json
 import secrets
 import shutil
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Protocol
 
 from rollerblade.abids import layout, sidecars, tables
 from rollerblade.abids.paths import parse_record_path
@@ -48,8 +49,21 @@ def download_query(
     progress: Progress | None = None,
 ) -> DownloadReport:
     """Write the query's selection under ``destination/<dataset>/``."""
+    records = find_records(text, index=index, actor=actor)
+    return download_records(records, destination, storage=storage, index=index, progress=progress)
+
+
+def download_records(
+    records: Iterable[ScanRecord],
+    destination: Path,
+    *,
+    storage: Storage,
+    index: Index,
+    progress: Progress | None = None,
+) -> DownloadReport:
+    """Write ``records`` under ``destination/<dataset>/``."""
     by_dataset: dict[str, list[ScanRecord]] = defaultdict(list)
-    for record in find_records(text, index=index, actor=actor):
+    for record in records:
         by_dataset[record.dataset].append(record)
     if by_dataset and destination.exists() and not destination.is_dir():
         raise InputError(f"{destination} is not a folder; download into a folder (new or existing)")
@@ -58,7 +72,7 @@ def download_query(
     total = sum(len(r) for r in by_dataset.values())
     done = 0
     written: dict[str, int] = {}
-    for dataset, records in by_dataset.items():
+    for dataset, selected in by_dataset.items():
 
         def advance() -> None:
             nonlocal done
@@ -66,7 +80,7 @@ def download_query(
             if progress is not None:
                 progress(done, total)
 
-        written[dataset] = _download_dataset(storage, index, dataset, records, destination, advance)
+        written[dataset] = _download_dataset(storage, index, dataset, selected, destination, advance)
     return DownloadReport(destination=destination, datasets=written, records=total)
 
 
@@ -161,7 +175,12 @@ class SlicePlan:
         self.files[path] = data
 
 
-Sink = FolderSink | SlicePlan
+class Sink(Protocol):
+    """Where a selection is written: a folder, a job's slice plan, a zip stream."""
+
+    def copy(self, key: str, path: str) -> None: ...
+
+    def write(self, path: str, data: bytes) -> None: ...
 
 
 def write_selection(
@@ -169,25 +188,25 @@ def write_selection(
     index: Index,
     dataset: str,
     records: list[ScanRecord],
-    root: Path | SlicePlan,
+    root: Path | Sink,
     on_record: Callable[[], None] | None = None,
 ) -> int:
     """Write ``records`` of ``dataset`` under ``root`` as a valid BIDS dataset (or add them
-    to a :class:`SlicePlan`); returns the file count."""
-    sink: Sink = root if isinstance(root, SlicePlan) else FolderSink(storage, root)
+    to a :class:`SlicePlan` or another sink); returns the file count."""
+    sink: Sink = FolderSink(storage, root) if isinstance(root, Path) else root
     count = 0
     for record in records:
-        count += _copy_record(storage, dataset, record, sink)
+        count += copy_record(storage, dataset, record, sink)
         if on_record is not None:
             on_record()
-    return count + _write_dataset_files(storage, index, dataset, records, sink)
+    return count + write_dataset_files(storage, index, dataset, records, sink)
 
 
 def _copy(storage: Storage, dataset: str, path: str, sink: Sink) -> None:
     sink.copy(layout.dataset_key(dataset, path), path)
 
 
-def _copy_record(storage: Storage, dataset: str, record: ScanRecord, sink: Sink) -> int:
+def copy_record(storage: Storage, dataset: str, record: ScanRecord, sink: Sink) -> int:
     if record.entities.get("extension", "").endswith("/"):
         members = list(storage.list(prefix=layout.dataset_key(dataset, record.path) + "/"))
         prefix = layout.dataset_prefix(dataset)
@@ -198,7 +217,7 @@ def _copy_record(storage: Storage, dataset: str, record: ScanRecord, sink: Sink)
     return 1
 
 
-def _write_dataset_files(storage: Storage, index: Index, dataset: str, records: list[ScanRecord], sink: Sink) -> int:
+def write_dataset_files(storage: Storage, index: Index, dataset: str, records: list[ScanRecord], sink: Sink) -> int:
     context = DatasetContext(index.metadata(dataset=dataset))
     needed: set[str] = set()
     for record in records:

@@ -29,7 +29,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from rollerblade.analyses.jobs import JobEnded, JobRecord, PlannedJob, output_prefix, plan_jobs
@@ -142,19 +142,33 @@ def queue_many(
     return reports
 
 
-def selection(spec: AnalysisSpec, query: str, *, index: Index) -> ast.Node:
-    """The Analysis's input query AND the user's query AND no index error, as one tree."""
-    return usable(ast.And((parse_query(spec.input), compile_query(query, index=index))))
+def selection(spec: AnalysisSpec, query: str, *, index: Index, within: Collection[str] | None = None) -> ast.Node:
+    """The records an Analysis would run on: its input query AND ``query``, among the
+    datasets ``within`` (None: all of them; fields are checked against theirs only)."""
+    node = ast.And((parse_query(spec.input), compile_query(query, index=index, datasets=within)))
+    if within is not None:
+        node = ast.And((ast.one_of("dataset", sorted(within)), node))
+    return usable(node)
 
 
 def queue_run(
-    services: Services, name: str, query: str, *, actor: Actor, force: bool = False, dry_run: bool = False
+    services: Services,
+    name: str,
+    query: str,
+    *,
+    actor: Actor,
+    force: bool = False,
+    dry_run: bool = False,
+    within: Collection[str] | None = None,
 ) -> tuple[AnalysisSpec, QueueReport]:
     """Plan ``name`` over what ``query`` selects and queue what must run: jobs whose key
     is new, and (a person asked again) jobs that failed for good. ``force`` salts the
-    keys, so identical inputs run again. What a rerun message and ``run`` share."""
+    keys, so identical inputs run again. What a rerun message and ``run`` share.
+    ``within``: only these datasets (those the requesting principal may read)."""
     spec, doc = get_analysis(name, index=services.index)
-    records = list(services.index.query(node=selection(spec, query, index=services.index)))
+    records = [] if within is not None and not within else list(
+        services.index.query(node=selection(spec, query, index=services.index, within=within))
+    )
     salt = secrets.token_hex(8) if force else ""
     report = queue_jobs(services, spec, doc, records, actor=actor, salt=salt, dry_run=dry_run)
     if not dry_run:

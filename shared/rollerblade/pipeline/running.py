@@ -14,12 +14,9 @@ again (or ``serve``) finishes exactly those.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from rollerblade.analyses.jobs import JobRecord, PlannedJob
@@ -28,6 +25,7 @@ from rollerblade.errors import InputError
 from rollerblade.pipeline.analyses import get_analysis
 from rollerblade.pipeline.jobflow import queue_run
 from rollerblade.pipeline.services import Services
+from rollerblade.pipeline.store_lock import exclusive_run
 from rollerblade.pipeline.worker import Machine, Worker
 from rollerblade.ports import EventBus, Executor, Index, Storage
 from rollerblade.records import Actor
@@ -84,6 +82,7 @@ def run_analysis(
     machine: Machine | None = None,
     on_plan: Callable[[RunReport], None] | None = None,
     services: Services | None = None,
+    within: Collection[str] | None = None,
 ) -> RunReport:
     services = services or Services(
         storage=storage, index=index, bus=bus, executor_name=executor.name, _executor=executor
@@ -92,7 +91,9 @@ def run_analysis(
     spec, _ = get_analysis(name, index=index)
     # a cluster: as many at once as the in-flight limits allow
     parallel = budget(spec, parallel, machine) if executor.local else parallel or services.max_jobs or None
-    spec, queued = queue_run(services, name, query, actor=actor, force=force, dry_run=dry_run)
+    spec, queued = queue_run(
+        services, name, query, actor=actor, force=force, dry_run=dry_run, within=within
+    )
     report = RunReport(analysis=name, planned=queued.planned, skipped=list(queued.done), parallel=parallel)
     for key in queued.problems:
         job = index.get_job(key=key)
@@ -128,34 +129,3 @@ def run_analysis(
             while not settled():
                 time.sleep(0.25)
     return report
-
-
-@contextlib.contextmanager
-def exclusive_run(workdir: Path, *, role: str = "run", wait_for_serve: bool = False) -> Iterator[bool]:
-    """One event loop at a time per store runs jobs (``run`` or ``serve``): the orphan
-    cleanup at its start must not kill the containers of another live one.
-
-    Yields True when this process holds the store. When ``serve`` holds it and
-    ``wait_for_serve`` is set, yields False (the caller watches ``serve`` do the work);
-    otherwise refuses."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    with open(workdir / "run.lock", "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip()
-            if wait_for_serve and holder.startswith("serve"):
-                yield False
-                return
-            raise InputError(
-                f"another rollerblade {holder.split()[0] if holder else 'run'} is in progress in this store "
-                f"({workdir}); wait for it to finish"
-            ) from None
-        try:
-            lock.truncate(0)
-            lock.write(f"{role} {os.getpid()}\n")
-            lock.flush()
-            yield True
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -10,7 +10,9 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from rollerblade.access.ports import AccessStore, AuditLog
 from rollerblade.analyses.spec import AnalysisSpec
+from rollerblade.pipeline.guard import Guard
 from rollerblade.ports import EventBus, Executor, Index, Storage
 
 
@@ -25,8 +27,18 @@ class Services:
     #: Jobs in flight at once across the deployment (0: bounded only by the machine).
     max_jobs: int = 0
     make_executor: Callable[[], Executor] | None = None
+    #: Users, tokens and grants, and the audit log (one adapter usually serves both).
+    access: AccessStore | None = None
+    audit: AuditLog | None = None
     _executor: Executor | None = None
     _digests: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def guard(self) -> Guard:
+        """The enforcement point every use case asks (see ``pipeline/guard.py``)."""
+        if self.access is None or self.audit is None:
+            raise RuntimeError("these services have no access store: build them with Stack.services")
+        return Guard(self.access, self.audit)
 
     @property
     def executor(self) -> Executor:

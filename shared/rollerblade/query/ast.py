@@ -7,6 +7,7 @@ Every node keeps the character position of its source token so that later checks
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Literal
 
 CompareOp = Literal["=", "!=", "<", "<=", ">", ">=", "~"]
@@ -79,6 +80,11 @@ def text_equals(field: str, text: str) -> Compare:
 def glob(field: str, pattern: str) -> Compare:
     """``field ~ "pattern"`` built in code (only ``*`` and ``?`` are special)."""
     return Compare(Field(field, 0), "~", Value(pattern, None, 0))
+
+
+def one_of(field: str, texts: Iterable[str]) -> In:
+    """``field IN ("a", "b", ...)`` built in code (the access scope of a query)."""
+    return In(Field(field, 0), tuple(Value(t, None, 0) for t in texts))
 
 
 def has_tag(tag: str, position: int = 0) -> Exists:

@@ -1,0 +1,1 @@
+"""Access control: principals, rights, grants, tokens and the decision function (pure)."""

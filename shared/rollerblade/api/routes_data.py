@@ -1,0 +1,105 @@
+"""``/v1`` data routes: datasets, records (paged), counts, fields, one record, downloads."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import StreamingResponse
+
+from rollerblade.abids import layout
+from rollerblade.access.model import Principal
+from rollerblade.api.identity import principal
+from rollerblade.api.schemas import MAX_PAGE, MAX_QUERY, PAGE, Count, DatasetOut, Doc, Fields, QueryBody, RecordPage
+from rollerblade.errors import InputError
+from rollerblade.pipeline import usecases_data
+from rollerblade.pipeline.services import Services
+
+router = APIRouter(tags=["data"])
+Who = Annotated[Principal, Depends(principal)]
+QueryText = Annotated[str, Query(max_length=MAX_QUERY, description="An aBIDS query (empty: everything readable).")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size (at most {MAX_PAGE}).")]
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def encode_cursor(dataset: str, path: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([dataset, path]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError) as e:
+        raise InputError("bad cursor: pass the 'next' value of the previous page unchanged") from e
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        raise InputError("bad cursor: pass the 'next' value of the previous page unchanged")
+    return value[0], value[1]
+
+
+@router.get("/datasets", response_model=list[DatasetOut])
+def datasets(request: Request, who: Who) -> list[Doc]:
+    """The datasets you may read, with their record, error and warning counts."""
+    return [s.to_doc() for s in usecases_data.list_datasets(services_of(request), who)]
+
+
+@router.get("/datasets/{name}", response_model=DatasetOut)
+def dataset(request: Request, who: Who, name: Annotated[str, Path(max_length=200)]) -> Doc:
+    return usecases_data.get_dataset(services_of(request), who, layout.check_dataset_name(name)).to_doc()
+
+
+@router.get("/records", response_model=RecordPage)
+def records(request: Request, who: Who, query: QueryText = "", limit: Limit = PAGE, cursor: str | None = None) -> Doc:
+    """Records the query selects among the readable ones, in (dataset, path) order, one
+    page at a time: pass ``next`` back as ``cursor`` for the next page."""
+    after = decode_cursor(cursor) if cursor else None
+    found = list(usecases_data.find(services_of(request), who, query, limit=limit + 1, after=after))
+    page = found[:limit]
+    more = len(found) > limit
+    return {
+        "records": [r.to_doc() for r in page],
+        "next": encode_cursor(page[-1].dataset, page[-1].path) if more else None,
+    }
+
+
+@router.get("/count", response_model=Count)
+def count(request: Request, who: Who, query: QueryText = "") -> Doc:
+    """How many readable records the query selects."""
+    return {"count": usecases_data.count(services_of(request), who, query)}
+
+
+@router.get("/fields", response_model=Fields)
+def fields(request: Request, who: Who) -> Doc:
+    """The metadata, participant and session fields of the readable datasets (completion)."""
+    return {"fields": usecases_data.known_fields(services_of(request), who)}
+
+
+@router.get("/records/{dataset}/{path:path}", response_model=Doc)
+def record(
+    request: Request,
+    who: Who,
+    dataset: Annotated[str, Path(max_length=200)],
+    path: Annotated[str, Path(max_length=1000)],
+) -> Doc:
+    """Everything the index knows about one file (as ``rollerblade show``)."""
+    name = layout.check_dataset_name(dataset)
+    return usecases_data.show(services_of(request), who, name, layout.check_relative_path(path))
+
+
+@router.post(
+    "/download",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+def download(request: Request, who: Who, body: QueryBody) -> StreamingResponse:
+    """The readable selection as a zip of valid BIDS datasets (one folder per dataset)."""
+    chunks = usecases_data.download_zip(services_of(request), who, body.query)
+    return StreamingResponse(
+        chunks, media_type="application/zip", headers={"Content-Disposition": 'attachment; filename="selection.zip"'}
+    )

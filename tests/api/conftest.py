@@ -15,6 +15,8 @@ The server is uvicorn on 127.0.0.1 (a free port), run in a thread: real HTTP.
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 import threading
 import time
 import uuid
@@ -56,13 +58,27 @@ class Site:
         return {"Authorization": f"Bearer {self.tokens[name]}"} if name else {}
 
 
+#: A sidecar key only the private dataset has (what must never leak to non-readers).
+SECRET_KEY = "PrivateSiteProtocolCode"
+
+
+def private_source(cohort: dict[str, Path], work: Path) -> Path:
+    """site-a of the cohort plus a top-level ``T1w.json`` (inherited by every T1w) with a
+    key no other dataset has."""
+    target = work / "private-src"
+    if not target.exists():
+        shutil.copytree(cohort["site-a"], target)
+        (target / "T1w.json").write_text(json.dumps({SECRET_KEY: "ZX-81"}))
+    return target
+
+
 def populate(stack: Stack, cohort: dict[str, Path]) -> dict[str, str]:
     """Users, datasets, an Analysis and grants as the module docstring says; tokens."""
     admins(stack.access)
     services = stack.services
     for name in USERS:
         sharing.add_user(services, ADMIN, name, email=f"{name}@lab.example")
-    usecases_data.import_dataset(services, user("owner"), cohort["site-a"], "private")
+    usecases_data.import_dataset(services, user("owner"), private_source(cohort, stack.settings.home.parent), "private")
     usecases_data.import_dataset(services, user("manager"), cohort["site-b"], "other")
     usecases_work.register_analysis(services, user("owner"), ROOT / "analyses" / "brain-mask")
     owner = user("owner")

@@ -190,7 +190,7 @@ def test_cli(embedded_site: Site, case: Case, role: str, tmp_path: Path) -> None
     site, name = embedded_site, player(case, role)
     assert name is not None
     before = denials(site, name)
-    result = CliRunner().invoke(
+    result = CliRunner(env={"ROLLERBLADE_EXECUTOR": "process"}).invoke(
         cli, ["--home", str(site.stack.settings.home), "--as", name, *case.cli(site, tmp_path)], catch_exceptions=False
     )
     if role in ALLOWED:

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from rollerblade.cli.main import cli
+from rollerblade.records import default_actor
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def home(tmp_path: Path) -> Path:
 
 
 def run(home: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--home", str(home), "--as", "ana", *args], catch_exceptions=False)
+    return CliRunner().invoke(cli, ["--home", str(home), *args], catch_exceptions=False)
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def test_init_and_import(home: Path, real_cohort: dict[str, Path]) -> None:
 def test_datasets(imported: Path) -> None:
     lines = run(imported, "datasets").stdout.splitlines()
     assert [line.split("\t")[0] for line in lines] == ["site-a", "site-b"]
-    assert "owner ana" in lines[0]
+    assert f"owner {default_actor()}" in lines[0]
     doc = json.loads(run(imported, "datasets", "--json").stdout.splitlines()[0])
     assert doc["name"] == "site-a" and doc["records"] == 30 and doc["errors"] == 0
 

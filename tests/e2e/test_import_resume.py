@@ -30,7 +30,7 @@ LEASE = 6.0  # seconds an import's claim on its name lasts unless renewed
 
 def rollerblade(home: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "rollerblade.cli.main", "--home", str(home), "--as", "ana", *args],
+        [sys.executable, "-m", "rollerblade.cli.main", "--home", str(home), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -75,6 +75,20 @@ class _TooLarge(Exception):
     pass
 
 
+#: Every error status a route may answer, all with the one error shape.
+ERROR_STATUSES = {
+    400: "Bad input: a query, a name, a right (query errors carry position and suggestions)",
+    401: "No identity, or an expired, revoked, malformed or forged one",
+    403: "A missing right",
+    404: "No such thing (or route)",
+    409: "It exists already",
+    413: "The request body is too large",
+    414: "The query string is too long",
+    422: "A malformed request",
+    503: "Briefly unavailable: retry after Retry-After seconds",
+}
+
+
 def create_app(services: Services, *, verify_identity: IdentityVerifier | None = None) -> FastAPI:
     """The API over ``services``."""
     app = FastAPI(
@@ -82,11 +96,7 @@ def create_app(services: Services, *, verify_identity: IdentityVerifier | None =
         version="1",
         summary="Store, index, query, share and analyse BIDS brain-imaging data.",
         description="Every /v1 route needs 'Authorization: Bearer <token>'. Errors share one shape (ErrorBody).",
-        responses={
-            401: {"model": ErrorBody, "description": "No identity, or a bad one"},
-            403: {"model": ErrorBody, "description": "A missing right"},
-            422: {"model": ErrorBody, "description": "A malformed request"},
-        },
+        responses={status: {"model": ErrorBody, "description": why} for status, why in ERROR_STATUSES.items()},
     )
     app.state.services = services
     app.state.verify_identity = verify_identity

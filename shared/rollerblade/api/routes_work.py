@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from rollerblade.access.model import Principal
 from rollerblade.api.identity import principal
@@ -86,7 +86,12 @@ def job(request: Request, who: Who, key: Annotated[str, Path(min_length=4, max_l
     return usecases_work.get_job(services_of(request), who, key).to_doc()
 
 
-@router.get("/jobs/{key}/logs", response_class=PlainTextResponse, tags=["runs"])
+@router.get(
+    "/jobs/{key}/logs",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "The logs"}},
+    tags=["runs"],
+)
 def logs(request: Request, who: Who, key: Annotated[str, Path(min_length=4, max_length=64)]) -> PlainTextResponse:
     """The stored logs of a job (head and tail when long)."""
     data = usecases_work.job_logs(services_of(request), who, key)

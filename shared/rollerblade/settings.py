@@ -108,6 +108,15 @@ class Settings:
     """Actor that the Cloud Functions (functions/main.py) record on what they index and
     re-index. Env: ``ROLLERBLADE_FUNCTION_ACTOR``."""
 
+    google_audience: str = ""
+    """When set, the HTTP API also accepts Google-signed identity tokens with this audience
+    (the Cloud Run service's URL), mapped to users by email (``user add --email``). Env:
+    ``ROLLERBLADE_GOOGLE_AUDIENCE``."""
+
+    google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    """Where Google's token-signing certificates are fetched from (cached for an hour).
+    Env: ``ROLLERBLADE_GOOGLE_CERTS_URL``."""
+
     @property
     def work_root(self) -> Path:
         return self.home / "work"

@@ -131,7 +131,7 @@ def serve(poll: float, parallel: int | None, http_address: str | None, no_events
     services = stack.services
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("bidsschematools").setLevel(logging.WARNING)
-    http = _start_http(services, http_address) if http_address else None
+    http = _start_http(services, ctx.settings, http_address) if http_address else None
     try:
         if no_events:
             stopping.wait()
@@ -156,7 +156,7 @@ def _serve_events(ctx: Any, services: Any, *, poll: float, parallel: int | None,
         worker.run(idle_sleep=poll)
 
 
-def _start_http(services: Any, address: str) -> Any:
+def _start_http(services: Any, settings: Any, address: str) -> Any:
     """Serve the HTTP API from a thread; returns the uvicorn server (set ``should_exit``)."""
     import uvicorn
 
@@ -165,9 +165,13 @@ def _start_http(services: Any, address: str) -> Any:
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise click.BadParameter(f"{address!r}: expected HOST:PORT, e.g. 127.0.0.1:8080", param_hint="--http")
-    config = uvicorn.Config(
-        create_app(services), host=host.strip("[]"), port=int(port), log_level="warning", access_log=False
-    )
+    verify = None
+    if settings.google_audience:  # the cloud deployment: Google identity next to Rollerblade tokens
+        from rollerblade.adapters import google_identity
+
+        verify = google_identity.verifier(audience=settings.google_audience, certs_url=settings.google_certs_url)
+    app = create_app(services, verify_identity=verify)
+    config = uvicorn.Config(app, host=host.strip("[]"), port=int(port), log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="http", daemon=True)
     thread.start()

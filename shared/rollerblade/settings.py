@@ -21,6 +21,8 @@ ExecutorName = Literal["docker", "process", "gke"]
 ENV_PREFIX = "ROLLERBLADE_"
 #: Variables of the build scripts (scripts/setup.sh, docker/*/build.sh), not settings.
 SCRIPT_VARIABLES = frozenset({"ROLLERBLADE_CACHE", "ROLLERBLADE_SKIP_DOCKER", "ROLLERBLADE_SKIP_KUBE"})
+#: Read by the CLI itself, not settings of a store: ``--server`` and its token.
+CLIENT_VARIABLES = frozenset({"ROLLERBLADE_SERVER", "ROLLERBLADE_TOKEN"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +141,7 @@ class Settings:
         names = {f.name for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
         for var, raw in env.items():
-            if not var.startswith(ENV_PREFIX) or var in SCRIPT_VARIABLES:
+            if not var.startswith(ENV_PREFIX) or var in SCRIPT_VARIABLES | CLIENT_VARIABLES:
                 continue
             name = var[len(ENV_PREFIX) :].lower()
             if name not in names:

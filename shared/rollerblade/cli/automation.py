@@ -17,7 +17,7 @@ import click
 
 from rollerblade.cli.output import context as _ctx
 from rollerblade.errors import InputError
-from rollerblade.pipeline import store_lock, usecases_work
+from rollerblade.pipeline import sharing, store_lock, usecases_work
 from rollerblade.pipeline.messages import TOPICS
 from rollerblade.pipeline.worker import BucketWatcher, Worker, topic_depths
 
@@ -129,6 +129,7 @@ def serve(poll: float, parallel: int | None, http_address: str | None, no_events
     ctx = _ctx()
     stack = ctx.stack
     services = stack.services
+    sharing.require_admin(services, ctx.principal, "serve")  # it runs everyone's pipeline
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("bidsschematools").setLevel(logging.WARNING)
     http = _start_http(services, ctx.settings, http_address) if http_address else None
@@ -187,8 +188,11 @@ def _start_http(services: Any, settings: Any, address: str) -> Any:
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(as_json: bool) -> None:
-    """Queue depths, jobs by state, the last failures and dead letters."""
-    stack = _ctx().stack
+    """Queue depths, jobs by state, the last failures and dead letters (admins: it shows
+    every dataset's jobs)."""
+    ctx = _ctx()
+    sharing.require_admin(ctx.services, ctx.principal, "status")
+    stack = ctx.stack
     bus: Any = stack.bus
     jobs = stack.index.jobs()
     doc: dict[str, Any] = {
@@ -233,7 +237,9 @@ def events() -> None:
 @click.option("--topic", type=click.Choice(TOPICS), default=None, help="Only this topic [default: all].")
 def events_retry(topic: str | None) -> None:
     """Deliver dead-lettered messages again (after fixing what made them fail)."""
-    bus: Any = _ctx().stack.bus
+    ctx = _ctx()
+    sharing.require_admin(ctx.services, ctx.principal, "events-retry")
+    bus: Any = ctx.stack.bus
     if not hasattr(bus, "retry_dead"):
         raise InputError("this store's bus keeps no dead letters here (Pub/Sub: use its dead-letter topics)")
     count = sum(bus.retry_dead(topic=t) for t in ([topic] if topic else TOPICS))

@@ -116,6 +116,12 @@ def require_signed_in(services: Services, principal: Principal, action: str) -> 
         raise Unauthenticated("sign in first: pass a token (Authorization: Bearer rbt_...)")
 
 
+def require_admin(services: Services, principal: Principal, action: str) -> None:
+    """For the operator's commands (``serve``, ``status``, ``events retry``), which act on
+    every dataset's events and jobs."""
+    services.guard.require_admin(principal, action=action)
+
+
 def _known_user(services: Services, name: str) -> User:
     user = _store(services).get_user(name=name)
     if user is None:

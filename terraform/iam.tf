@@ -1,6 +1,6 @@
 # Least privilege: the functions read the bucket and write Firestore; the invoker account
 # only calls the functions. The cluster's identities are in workload_identity.tf, the
-# CLI users' in users.tf.
+# CLI users' in users.tf, the HTTP API's in api.tf.
 
 resource "google_service_account" "functions" {
   account_id   = "rollerblade-functions"

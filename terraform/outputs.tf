@@ -74,3 +74,23 @@ output "cli_environment" {
     ROLLERBLADE_GKE_NAMESPACE     = var.jobs_namespace
   }
 }
+
+output "api_url" {
+  description = "URL of the HTTP API on Cloud Run (null without api_image). Callers need roles/run.invoker (api_invoker_members); a Google identity token for the API has this audience unless api_audience says otherwise."
+  value       = local.api_enabled ? local.api_url : null
+}
+
+output "api_audience" {
+  description = "Audience of the Google identity tokens the API accepts (ROLLERBLADE_GOOGLE_AUDIENCE)."
+  value       = local.api_audience
+}
+
+output "api_service" {
+  description = "Name of the API's Cloud Run service (null without api_image)."
+  value       = local.api_enabled ? google_cloud_run_v2_service.api[0].name : null
+}
+
+output "api_service_account" {
+  description = "Identity the API runs as."
+  value       = google_service_account.api.email
+}

@@ -17,12 +17,13 @@ locals {
     "compute.googleapis.com",              # the cluster's VPC network and subnetwork
     "container.googleapis.com",            # GKE Autopilot
     "dns.googleapis.com",                  # the private googleapis.com zone of the VPC (dns.tf)
+    "firebaserules.googleapis.com",        # the Firestore security rules (firestore.tf)
     "firestore.googleapis.com",            # the index
     "iam.googleapis.com",                  # service accounts and their IAM
     "iamcredentials.googleapis.com",       # Workload Identity: tokens for the Google service accounts of pods
     "logging.googleapis.com",              # functions', builds' and pods' logs
     "pubsub.googleapis.com",               # notifications and pipeline topics
-    "run.googleapis.com",                  # Cloud Functions (2nd gen) run as Cloud Run services
+    "run.googleapis.com",                  # Cloud Functions (2nd gen) and the HTTP API run as Cloud Run services
     "serviceusage.googleapis.com",         # google_project_service
     "storage.googleapis.com",              # the aBIDS and functions' source buckets
   ])

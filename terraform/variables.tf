@@ -186,3 +186,72 @@ variable "artifact_untagged_days" {
   type        = number
   default     = 30
 }
+
+# --- The HTTP API on Cloud Run (api.tf) ---
+
+variable "api_image" {
+  description = "Rollerblade's image by digest (REGISTRY/rollerblade@sha256:...) for the HTTP API service on Cloud Run: Cloud Build passes the one it pushed. Empty: no API service."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.api_image == "" || can(regex("@sha256:[0-9a-f]{64}$", var.api_image))
+    error_message = "api_image names an image by digest (...@sha256:<64 hex>), never by a tag that can move."
+  }
+}
+
+variable "api_invoker_members" {
+  description = "Principals who may call the HTTP API (roles/run.invoker on its Cloud Run service), e.g. [\"group:lab@example.org\", \"serviceAccount:ci@P.iam.gserviceaccount.com\"]. What each may do is Rollerblade's grants: map a person to a user with `rollerblade user add NAME --email`."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.api_invoker_members : can(regex("^(user|group|serviceAccount|domain|principal|principalSet):", m))])
+    error_message = "Each member is an IAM principal: user:, group:, serviceAccount:, domain:, principal: or principalSet: (never allUsers or allAuthenticatedUsers)."
+  }
+}
+
+variable "api_audience" {
+  description = "Audience of the Google identity tokens the API accepts (ROLLERBLADE_GOOGLE_AUDIENCE), also declared as the service's custom audience. Empty: the service's deterministic URL, https://rollerblade-api-PROJECT_NUMBER.REGION.run.app."
+  type        = string
+  default     = ""
+}
+
+variable "api_ingress" {
+  description = "Where requests to the API may come from (Cloud Run ingress). Every request still needs the identity of an api_invoker_members principal."
+  type        = string
+  default     = "INGRESS_TRAFFIC_ALL"
+
+  validation {
+    condition     = contains(["INGRESS_TRAFFIC_ALL", "INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"], var.api_ingress)
+    error_message = "api_ingress is INGRESS_TRAFFIC_ALL, INGRESS_TRAFFIC_INTERNAL_ONLY or INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER."
+  }
+}
+
+variable "api_max_instances" {
+  description = "Upper bound on API instances (each serves api_concurrency requests at once)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.api_max_instances >= 1 && var.api_max_instances <= 100
+    error_message = "api_max_instances is between 1 and 100."
+  }
+}
+
+variable "api_concurrency" {
+  description = "Requests one API instance serves at once (they wait on Firestore and Cloud Storage, not on CPU). The routes run in the server's pool of 40 threads: more would only queue."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.api_concurrency >= 1 && var.api_concurrency <= 40
+    error_message = "api_concurrency is between 1 and 40 (the server's thread pool)."
+  }
+}
+
+variable "api_memory" {
+  description = "Memory of each API instance (with 1 vCPU)."
+  type        = string
+  default     = "1Gi"
+}

@@ -1,5 +1,5 @@
 terraform {
-  # mock_provider in terraform/tests needs 1.7.
+  # mock_provider in terraform/tests needs 1.7 (state_key in tests/api.tftest.hcl: 1.9).
   required_version = ">= 1.7"
 
   # State lives in a Cloud Storage bucket made once per project, outside this configuration

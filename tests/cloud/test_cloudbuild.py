@@ -322,6 +322,31 @@ def test_every_terraform_variable_given_is_declared_and_every_required_one_given
         assert names <= set(variables), f"{step_id} sets undeclared variables {names - set(variables)}"
         assert required <= names, f"{step_id} misses {required - names}"
     assert "TF_VAR_stager_image" in script(BY_ID["terraform-plan"]), "the functions submit Jobs with this image"
+    assert "TF_VAR_api_image" in script(BY_ID["terraform-plan"]), "the API's Cloud Run service runs this image"
+
+
+def test_the_api_service_is_deployed_with_the_pushed_image_and_checked() -> None:
+    """Terraform deploys the HTTP API's Cloud Run service from Rollerblade's image as just
+    pushed (like the stager image), and a step checks the live revision: its image is that
+    digest, and it answers through Cloud Run's IAM and the app's Google identity check."""
+    plan = script(BY_ID["terraform-plan"])
+    digest = "/workspace/digests/rollerblade"
+    assert f'export TF_VAR_api_image="$$(cat {digest})"' in plan
+    assert f"> {digest}" in script(BY_ID["image-rollerblade"]), "the file holds Rollerblade's pushed digest"
+    for step_id in ("artifact-registry", "terraform-plan"):
+        assert "TF_VAR_api_invoker_members=${_API_MEMBERS}" in BY_ID[step_id]["env"], step_id
+    assert re.search(r'variable\s+"api_invoker_members"', terraform_text())
+    check = BY_ID["api-check"]
+    text = script(check)
+    assert check["waitFor"] == ["terraform-apply"]
+    assert {"api_url", "api_service", "api_audience"} <= set(re.findall(r"\$\$\(out (\w+)\)", text))
+    assert f'test "$$deployed" = "$$(cat {digest})"' in text, "the live revision runs the pushed digest"
+    assert 'print-identity-token --audiences="$$audience"' in text, "a token for the API's audience"
+    paths = json.loads((ROOT / "docs" / "openapi.json").read_text())["paths"]
+    for path in re.findall(r'"\$\$url(/[\w/]+)"', text):
+        assert path in paths, f"api-check calls {path}, which the API does not serve"
+    assert "/health" in text and "/v1/me" in text
+    assert "is not a Rollerblade user" in (ROOT / "shared" / "rollerblade" / "pipeline" / "sharing.py").read_text()
 
 
 def cli_invocations() -> list[tuple[str, list[str]]]:

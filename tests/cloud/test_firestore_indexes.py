@@ -1,9 +1,12 @@
 """Every Firestore query a use case runs is served by an index production has.
 
 The emulator answers any query; production refuses one that needs a composite index the
-database lacks. Here each use case runs against the emulator while the adapter records
-its queries; each query's index need is worked out from its filters and ordering by
-Firestore's rules and looked up in ``firestore.indexes.json`` (which Terraform applies).
+database lacks. Here each use case runs against the emulator while its queries are
+recorded (the index adapter's ``observed`` hook; for the access store, every query the
+Firestore SDK streams, transactional reads included); each query's index need is worked
+out from its filters and ordering by Firestore's rules and looked up in
+``firestore.indexes.json`` (which Terraform applies). Directions count: an index on
+``time`` ascending does not serve a query ordered by ``time`` descending.
 """
 
 from __future__ import annotations
@@ -13,14 +16,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from rollerblade.adapters import firestore_index, local_bus, local_dir, sqlite_access
+import pytest
+from google.cloud.firestore_v1.query import Query
+
+from rollerblade.access.model import MANAGE
+from rollerblade.adapters import firestore_access, firestore_index, local_bus, local_dir, sqlite_access, sqlite_index
 from rollerblade.adapters.process_exec import ProcessExecutor
 from rollerblade.analyses.jobs import JobRecord
-from rollerblade.pipeline import analyses, automation, deleting, querying, reindex
+from rollerblade.pipeline import analyses, automation, deleting, querying, reindex, sharing
 from rollerblade.pipeline.indexing import index_object
 from rollerblade.pipeline.messages import JobResult
 from rollerblade.pipeline.services import Services
-from rollerblade.records import ObjectEvent
+from rollerblade.records import Actor, DatasetInfo, ObjectEvent
 from tests.conftest import ACTOR, ROOT, GcpStack, admins
 
 EQUALITY = {"EQUAL", "IN", "ARRAY_CONTAINS", "ARRAY_CONTAINS_ANY"}
@@ -34,9 +41,14 @@ DOCUMENTED = (
 )
 
 
-def need(query: Any, prefix: str) -> tuple[str, frozenset[str], tuple[str, ...]] | None:
-    """(collection, equality fields, range-then-order fields) of the composite index a query
-    needs, or None when single-field indexes serve it (equalities only, or one field)."""
+#: (collection, equality fields, the range-then-order fields with their directions)
+Need = tuple[str, frozenset[str], tuple[tuple[str, str], ...]]
+
+
+def need(query: Any, prefix: str) -> Need | None:
+    """(collection, equality fields, range-then-order fields and directions) of the composite
+    index a query needs, or None when single-field indexes serve it (equalities only, or
+    one field, in either direction: Firestore keeps both for every field)."""
     if not hasattr(query, "_to_protobuf"):
         return None  # a whole collection, read in document order
     pb = query._to_protobuf()
@@ -54,24 +66,34 @@ def need(query: Any, prefix: str) -> tuple[str, frozenset[str], tuple[str, ...]]
 
     if "where" in pb:
         walk(pb.where)
-    ordered = [o.field.field_path for o in pb.order_by]
-    tail = tuple(f for f in dict.fromkeys([*ranged, *ordered]) if f != "__name__")
+    directions = {o.field.field_path: o.direction.name for o in pb.order_by}
+    fields = [f for f in dict.fromkeys([*ranged, *directions]) if f != "__name__"]
+    # a range field the query does not order by is ordered ascending (Firestore's implicit order)
+    tail = tuple((f, directions.get(f, "ASCENDING")) for f in fields)
     if not tail or (not equal and len(tail) == 1):
         return None
     return collection, frozenset(equal), tail
 
 
-def declared() -> list[tuple[str, list[str]]]:
+def declared() -> list[tuple[str, list[tuple[str, str]]]]:
     indexes = json.loads((ROOT / "firestore.indexes.json").read_text())["indexes"]
-    return [(i["collectionGroup"], [f["fieldPath"] for f in i["fields"]]) for i in indexes]
+    return [(i["collectionGroup"], [(f["fieldPath"], f["order"]) for f in i["fields"]]) for i in indexes]
 
 
-def served(requirement: tuple[str, frozenset[str], tuple[str, ...]]) -> bool:
+def served(requirement: Need) -> bool:
     collection, equal, tail = requirement
     return any(
-        group == collection and set(fields[: len(equal)]) == equal and tuple(fields[len(equal) :]) == tail
+        group == collection
+        and {name for name, _ in fields[: len(equal)]} == equal
+        and tuple(fields[len(equal) :]) == tail
         for group, fields in declared()
     )
+
+
+def missing(observed: list[Any], prefix: str) -> str:
+    """The composite indexes the observed queries lack, as a message ('' when none)."""
+    lacking = {req for q in observed if (req := need(q, prefix)) and not served(req)}
+    return "; ".join(f"{c}: {sorted(e)} then {list(t)}" for c, e, t in sorted(lacking, key=str))
 
 
 def test_every_use_case_query_has_its_index(gcp: GcpStack, real_cohort: dict[str, Path], tmp_path: Path) -> None:
@@ -127,17 +149,74 @@ def test_every_use_case_query_has_its_index(gcp: GcpStack, real_cohort: dict[str
     plan = deleting.plan_delete("site-a", storage=storage, index=index)
     deleting.delete_dataset(plan, storage=storage, index=index, actor=ACTOR)
     assert index.observed and len(index.observed) > 20
-    missing = {req for q in index.observed if (req := need(q, prefix)) and not served(req)}
-    assert not missing, "add to firestore.indexes.json: " + "; ".join(
-        f"{c}: {sorted(e)} then {list(t)}" for c, e, t in sorted(missing, key=str)
+    lacking = missing(index.observed, prefix)
+    assert not lacking, "add to firestore.indexes.json: " + lacking
+
+
+def test_every_access_query_has_its_index(gcp: GcpStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Users, tokens, grants and the audit log (FirestoreAccess) through the use cases the
+    CLI and the HTTP API call: sign-in by token and by Google email, sharing, the audit log
+    under each filter, a dataset's grants dropped."""
+    observed: list[Any] = []
+    stream = Query.stream
+
+    def recording(self: Query, *args: Any, **kwargs: Any) -> Any:
+        observed.append(self)
+        return stream(self, *args, **kwargs)
+
+    monkeypatch.setattr(Query, "stream", recording)  # collection reads and transactions go through it too
+    prefix = f"a{uuid.uuid4().hex[:8]}_"
+    access = firestore_access.FirestoreAccess(project=gcp.project, prefix=prefix, emulator=True)
+    index = sqlite_index.SqliteIndex(tmp_path / "index.sqlite")  # only says which datasets exist
+    index.put_dataset(info=DatasetInfo(name="site-a", owner=Actor("ana"), created="2026-01-01"))
+    services = Services(
+        local_dir.LocalDirStorage(tmp_path / "bucket"),
+        index,
+        local_bus.LocalBus(tmp_path / "bus.sqlite"),
+        executor_name="process",
+        access=access,
+        audit=access,
     )
+    admins(access)
+    admin = sharing.local_principal(services, str(ACTOR))
+    sharing.add_user(services, admin, "ana", email="ana@example.org")
+    sharing.add_user(services, admin, "ben")
+    ana = sharing.email_principal(services, "ana@example.org")  # a Google identity on the API
+    sharing.claim(services, admin, "dataset", "site-a")
+    sharing.grant(services, admin, "ana", "read", "site-a")
+    sharing.grant(services, admin, "ben", MANAGE, "dataset:site-a")
+    assert services.guard.readable(ana) == {"site-a"}
+    with pytest.raises(Exception, match="manage"):
+        sharing.grant(services, ana, "ben", "read", "site-a")  # refused, and audited
+    text, token = sharing.create_token(services, ana, label="script")
+    assert sharing.token_principal(services, text).name == "ana"  # a Rollerblade token on the API
+    assert [t.id for t in sharing.list_tokens(services, ana)] == [token.id]
+    assert token.id in {t.id for t in sharing.list_tokens(services, admin)}
+    sharing.revoke_token(services, ana, token.id)
+    assert sharing.access_show(services, ana, "site-a")["managers"] == sorted([str(ACTOR), "ben"])
+    sharing.revoke(services, admin, "ben", MANAGE, "site-a")  # reads the other managers in a transaction
+    assert {u.name for u in sharing.list_users(services, ana)} >= {"ana", "ben"}
+    assert sharing.audit_entries(services, admin)  # everything
+    assert sharing.audit_entries(services, admin, user="ana")  # one user's
+    assert sharing.audit_entries(services, admin, dataset="site-a")  # a dataset's
+    assert sharing.audit_entries(services, admin, user="ana", dataset="site-a", since=1.0)  # both
+    assert sharing.audit_entries(services, ana)  # a user's own
+    assert access.drop_resource(kind="dataset", resource="site-a") >= 1  # deleting the dataset
+    needs = {req for q in observed if (req := need(q, prefix))}
+    assert {c for c, _, _ in needs} == {"audit"}, needs  # the rest is equalities only (index merging)
+    assert len(needs) == 3, needs  # by user, by dataset, by both
+    lacking = missing(observed, prefix)
+    assert not lacking, "add to firestore.indexes.json: " + lacking
 
 
 def test_the_check_catches_a_missing_index() -> None:
     """The rule above, on a query shape no declared index serves."""
-    assert not served(("records", frozenset({"s.suffix"}), ("n.`image.tr`",)))
-    assert served(("records", frozenset({"dataset"}), ("path",)))
-    assert served(("records", frozenset({"s.suffix"}), ("n.`participant.age`",)))
+    assert not served(("records", frozenset({"s.suffix"}), (("n.`image.tr`", "ASCENDING"),)))
+    assert served(("records", frozenset({"dataset"}), (("path", "ASCENDING"),)))
+    assert served(("records", frozenset({"s.suffix"}), (("n.`participant.age`", "ASCENDING"),)))
+    assert served(("audit", frozenset({"actor"}), (("time", "DESCENDING"),)))
+    assert not served(("audit", frozenset({"actor"}), (("time", "ASCENDING"),))), "directions count"
+    assert not served(("audit", frozenset({"kind"}), (("time", "DESCENDING"),))), "no index for kind alone"
 
 
 def _job() -> dict[str, Any]:

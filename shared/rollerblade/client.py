@@ -34,8 +34,16 @@ class RemoteError(RollerbladeError):
 
 
 class Client:
-    def __init__(self, url: str, *, token: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self, url: str, *, token: str | None = None, cloud_run_token: str | None = None, timeout: float = 60.0
+    ) -> None:
+        """``token``: a Rollerblade token (or a Google identity token for this API).
+        ``cloud_run_token``: a Google identity token for Cloud Run's own invoker check
+        (``gcloud auth print-identity-token``), sent as ``X-Serverless-Authorization`` so
+        that ``Authorization`` still carries the Rollerblade token to the API."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if cloud_run_token:
+            headers["X-Serverless-Authorization"] = f"Bearer {cloud_run_token}"
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url + "/v1", headers=headers, timeout=timeout)
 

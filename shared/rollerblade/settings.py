@@ -22,7 +22,7 @@ ENV_PREFIX = "ROLLERBLADE_"
 #: Variables of the build scripts (scripts/setup.sh, docker/*/build.sh), not settings.
 SCRIPT_VARIABLES = frozenset({"ROLLERBLADE_CACHE", "ROLLERBLADE_SKIP_DOCKER", "ROLLERBLADE_SKIP_KUBE"})
 #: Read by the CLI itself, not settings of a store: ``--server`` and its token.
-CLIENT_VARIABLES = frozenset({"ROLLERBLADE_SERVER", "ROLLERBLADE_TOKEN"})
+CLIENT_VARIABLES = frozenset({"ROLLERBLADE_SERVER", "ROLLERBLADE_TOKEN", "ROLLERBLADE_CLOUD_RUN_TOKEN"})
 
 
 @dataclasses.dataclass(frozen=True)

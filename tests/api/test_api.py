@@ -270,3 +270,14 @@ def test_fifty_clients_at_once_get_no_error(site: Site) -> None:
     with concurrent.futures.ThreadPoolExecutor(50) as pool:
         problems = [p for found in pool.map(client, range(50)) for p in found]
     assert problems == []
+
+
+def test_the_client_can_pass_cloud_runs_gate_and_the_apps_separately(site: Site) -> None:
+    """On Cloud Run a person's gcloud token goes in X-Serverless-Authorization (checked by
+    Cloud Run, not by the app) and their Rollerblade token in Authorization."""
+    seen: dict[str, str] = {}
+    with Client(site.url, token=site.tokens["reader"], cloud_run_token="google-id-token") as rb:
+        rb._http.event_hooks["request"] = [lambda request: seen.update(request.headers)]
+        assert rb.me()["name"] == "reader"
+    assert seen["x-serverless-authorization"] == "Bearer google-id-token"
+    assert seen["authorization"] == f"Bearer {site.tokens['reader']}"

@@ -46,7 +46,11 @@ class Context:
     def remote(self) -> Client | None:
         """The API client when ``--server`` is given (token from ROLLERBLADE_TOKEN)."""
         if self.server and self._client is None:
-            self._client = Client(self.server, token=os.environ.get("ROLLERBLADE_TOKEN"))
+            self._client = Client(
+                self.server,
+                token=os.environ.get("ROLLERBLADE_TOKEN"),
+                cloud_run_token=os.environ.get("ROLLERBLADE_CLOUD_RUN_TOKEN"),
+            )
         return self._client
 
     @property

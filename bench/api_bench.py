@@ -1,24 +1,17 @@
 """HTTP API and permission-filtering benchmark (issue 10), on the embedded default (SQLite).
 
-Builds one store directly through the adapters: ``--datasets`` datasets of 100 records each
-(cloned from tiny generated site datasets: real entities, inherited sidecar metadata,
-participants and sessions; ages and bold TRs varied per dataset), a user ``reader`` with
-read grants on one dataset in ten and ``wide`` on the other nine in ten, written through
-``sharing.grant``. Then, in the same run:
+A store built through the adapters: ``--datasets`` datasets of 100 records cloned from tiny
+generated site datasets (ages and bold TRs varied per dataset); ``reader`` may read one
+dataset in ten, ``wide`` the other nine (``sharing.grant``). Then, in the same run:
+1. API overhead: /v1/records (limit 100) and /v1/count over HTTP on 127.0.0.1 against the
+   same use case in process, as ``reader``: p50/p99 and the difference.
+2. Requests/s with 1 and ``--clients`` clients (count/records/me), then a sustained run:
+   errors, the server's RSS over time (server: ``rollerblade serve`` in its own process).
+3. Permission filtering: ``count``/``find(limit=100)`` in process as an admin (unfiltered),
+   ``reader`` and ``wide``; for the worst cases their steps, SQLite's plans, a cProfile.
 
-1. API overhead: p50/p99 of ``GET /v1/records?query=..&limit=100`` and ``GET /v1/count``
-   as ``reader`` over real HTTP on 127.0.0.1, against ``usecases_data.find``/``count``
-   called in process with the same principal (calls interleaved, after a warm-up).
-2. Throughput: requests/s with 1 and ``--clients`` threads (one httpx.Client each) mixing
-   count/records/me, then a sustained run (``--duration`` s and at least
-   ``--min-requests``) with errors and the server's RSS over time. The server is
-   ``rollerblade serve --http 127.0.0.1:PORT --no-events`` in its own process.
-3. Permission filtering: ``count`` and ``find(limit=100)`` in process for several queries
-   as an admin (unfiltered), ``reader`` (10 % of datasets) and ``wide`` (90 %), with the
-   time split into its steps and a short cProfile of the slowest case.
-
-    python bench/api_bench.py            # 1,000 datasets (100k records), 60 s sustained: ~5 min
-    python bench/api_bench.py --quick    # 200 datasets, 10 s sustained: under a minute
+    python bench/api_bench.py            # 1,000 datasets (100k records): ~10 min on 2 cores
+    python bench/api_bench.py --quick    # 200 datasets, 8 s sustained: under a minute
 """
 
 from __future__ import annotations
@@ -26,11 +19,13 @@ from __future__ import annotations
 import argparse
 import cProfile
 import dataclasses
+import functools
 import io
 import os
 import pstats
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -39,7 +34,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -47,17 +41,18 @@ import psutil
 
 from rollerblade.access.model import Principal
 from rollerblade.adapters import local_dir, sqlite_index
+from rollerblade.adapters.sqlite_query import compile_where, text_expr
 from rollerblade.demo.cohort import FULL, SITES, make_participants, write_dataset
 from rollerblade.pipeline import querying, reindex, sharing, usecases_data
 from rollerblade.pipeline.services import Services
-from rollerblade.records import Actor, DatasetInfo, ScanRecord
+from rollerblade.records import Actor, DatasetInfo, ScanRecord, default_actor
 from rollerblade.settings import Settings
 from rollerblade.stack import Stack, open_stack
 
 PER_DATASET = 100
 HOST = "127.0.0.1"  # loopback only
 FILTER_QUERIES = ("suffix=T1w", "participant.age>60", "meta.RepetitionTime<2", "task=rest AND extension=.nii.gz")
-MIX = (  # what each client sends in turn during the throughput runs
+MIX = (  # what each client sends in turn in part 2
     ("count", "/v1/count", {"query": "suffix=T1w"}),
     ("records", "/v1/records", {"query": "participant.age>60", "limit": 100}),
     ("me", "/v1/me", {}),
@@ -86,30 +81,16 @@ def load() -> str:
 
 # -- the store ---------------------------------------------------------------------------
 def templates(work: Path) -> list[list[ScanRecord]]:
-    """100 indexed records per site (tiny images, 5 subjects x 2 sessions, every modality)."""
+    """100 indexed records per site (5 subjects x 2 sessions, every modality, tiny images)."""
     storage, index = local_dir.LocalDirStorage(work / "bucket"), sqlite_index.SqliteIndex(work / "t.sqlite")
     out = []
     for site in SITES:
         people = make_participants(5, np.random.default_rng(1))
-        write_dataset(work / "bucket" / "datasets" / site.name, site, people, sessions=2, modalities=FULL, images="tiny")
+        write_dataset(work / "bucket/datasets" / site.name, site, people, sessions=2, modalities=FULL, images="tiny")
         reindex.reindex_dataset(site.name, storage=storage, index=index, actor=Actor("bench"), workers=1)
         out.append(list(index.records(dataset=site.name))[:PER_DATASET])
     index.close()
     return out
-
-
-def clone(record: ScanRecord, name: str, ages: dict[str, int], tr: float) -> ScanRecord:
-    sub = record.entities.get("sub", "")
-    age = ages.get(sub, 50)
-    meta = {**record.meta, "RepetitionTime": tr} if record.entities.get("suffix") == "bold" else record.meta
-    return dataclasses.replace(
-        record,
-        dataset=name,
-        meta=meta,
-        participant={**record.participant, "age": age},
-        session={**record.session, "age": age} if record.session else record.session,
-        file={**record.file, "key": f"datasets/{name}/{record.path}"},
-    )
 
 
 def build_store(home: Path, datasets: int) -> tuple[Stack, Principal, dict[str, str]]:
@@ -117,15 +98,21 @@ def build_store(home: Path, datasets: int) -> tuple[Stack, Principal, dict[str, 
     bases = templates(home.parent / "templates")
     stack = open_stack(Settings(home=home, executor="process"))
     services, index = stack.services, stack.index
-    admin = sharing.local_principal(services, "bench")  # the first user of a new store: admin
-    rng = np.random.default_rng(7)
-    batch: list[ScanRecord] = []
+    admin = sharing.local_principal(services, default_actor())  # the first user: admin (serve needs one)
+    rng, batch = np.random.default_rng(7), []
     for i in range(datasets):
         name = f"ds-{i:04d}"
         index.put_dataset(info=DatasetInfo(name, Actor("bench"), "2026-12-01T00:00:00Z"))
         ages = {f"{s:03d}": int(rng.integers(18, 90)) for s in range(1, 10)}
         tr = float(rng.choice([0.8, 1.5, 2.0, 2.5]))
-        batch += [clone(r, name, ages, tr) for r in bases[i % len(bases)]]
+        for r in bases[i % len(bases)]:
+            age = ages.get(r.entities.get("sub", ""), 50)
+            meta = {**r.meta, "RepetitionTime": tr} if r.entities.get("suffix") == "bold" else r.meta
+            session = {**r.session, "age": age} if r.session else r.session
+            file, person = {**r.file, "key": f"datasets/{name}/{r.path}"}, {**r.participant, "age": age}
+            batch.append(
+                dataclasses.replace(r, dataset=name, meta=meta, participant=person, session=session, file=file)
+            )
         if len(batch) >= 10_000 or i == datasets - 1:
             index.put_records(records=batch)
             batch = []
@@ -136,21 +123,20 @@ def build_store(home: Path, datasets: int) -> tuple[Stack, Principal, dict[str, 
             if (i % 10 == 0) == (user == "reader"):
                 sharing.grant(services, admin, user, "read", f"ds-{i:04d}")
         tokens[user] = sharing.create_token(services, Principal(user))[0]
+    tokens["admin"] = sharing.create_token(services, admin)[0]
     return stack, admin, tokens
 
 
-# -- the server --------------------------------------------------------------------------
 def start_server(home: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as s:
         s.bind((HOST, 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROLLERBLADE_")}
-    command = [sys.executable, "-m", "rollerblade.cli.main", "--home", str(home), "serve"]
+    command = [sys.executable, "-m", "rollerblade.cli.main", "--home", str(home), "serve", "--no-events"]
     proc = subprocess.Popen(
-        [*command, "--http", f"{HOST}:{port}", "--no-events"], env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb")
+        [*command, "--http", f"{HOST}:{port}"], env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb")
     )
-    url = f"http://{HOST}:{port}"
-    deadline = time.monotonic() + 60
+    url, deadline = f"http://{HOST}:{port}", time.monotonic() + 60
     while True:
         try:
             if httpx.get(url + "/health", trust_env=False).status_code == 200:
@@ -167,24 +153,31 @@ def client(url: str, token: str) -> httpx.Client:
 
 
 # -- 1. API overhead ---------------------------------------------------------------------
-def overhead(services: Services, url: str, token: str, samples: int) -> None:
-    who = Principal("reader")
-    query = "suffix=T1w"
-    cases: dict[str, tuple[Callable[[], object], str, dict[str, Any]]] = {
-        # the route asks the use case for limit + 1 (to know whether there is a next page)
-        "records": (lambda: list(usecases_data.find(services, who, query, limit=101)), "/v1/records", {"limit": 100}),
-        "count": (lambda: usecases_data.count(services, who, query), "/v1/count", {}),
-    }
-    print(f"\n1. API overhead, as 'reader' (read on 10 % of datasets), query {query!r}, {samples} calls each")
-    print(f"   {'':9}{'in-process p50':>15}{'p99':>8}{'HTTP p50':>10}{'p99':>8}{'added p50':>11}{'p99':>8}  (ms)")
-    with client(url, token) as http:
-        for name, (call, path, params) in cases.items():
-            params = {"query": query, **params}
-            local: list[float] = []
-            remote: list[float] = []
-            for i in range(samples + samples // 5):  # the first fifth warms up
+def overhead(services: Services, url: str, tokens: dict[str, str], admin: Principal, samples: int) -> None:
+    who = {"reader": Principal("reader"), "admin": admin}
+    cases = [  # (route, user, query); an admin's queries here take under 1 ms in process: the API's cost alone
+        ("/v1/records", "reader", "suffix=T1w"),
+        ("/v1/count", "reader", "suffix=T1w"),
+        ("/v1/records", "admin", "participant.age>60"),
+        ("/v1/count", "admin", "suffix=T1w"),
+        ("/v1/me", "reader", ""),  # the floor: HTTP, routing and the token check
+        ("/health", "admin", ""),  # HTTP and routing only
+    ]
+    print(f"\n1. API overhead: {samples} calls each after {samples // 5} of warm-up, the use case in process and")
+    print("   the HTTP call interleaved (ms); reader may read 10 % of the datasets")
+    print(f"   {'':36}{'in-process p50':>15}{'p99':>8}{'HTTP p50':>10}{'p99':>8}{'added p50':>11}{'p99':>8}")
+    for path, user, query in cases:
+        kind = path.rsplit("/", 1)[1]
+        params = {"query": query, "limit": 100} if kind == "records" else {"query": query} if query else {}
+        # the route asks the use case for one more record than the page holds (is there a next page?)
+        use_case = functools.partial(call, services, who[user], query, kind, 101) if query else None
+        local: list[float] = []
+        remote: list[float] = []
+        with client(url, tokens[user]) as http:
+            for i in range(samples + samples // 5):
                 t0 = time.perf_counter()
-                call()
+                if use_case is not None:
+                    use_case()
                 t1 = time.perf_counter()
                 response = http.get(path, params=params)
                 t2 = time.perf_counter()
@@ -193,32 +186,32 @@ def overhead(services: Services, url: str, token: str, samples: int) -> None:
                 if i >= samples // 5:
                     local.append(t1 - t0)
                     remote.append(t2 - t1)
-            (lp50, lp99), (hp50, hp99) = ms_quantiles(local), ms_quantiles(remote)
-            print(
-                f"   {name:9}{lp50:>15.2f}{lp99:>8.2f}{hp50:>10.2f}{hp99:>8.2f}{hp50 - lp50:>+11.2f}{hp99 - lp99:>+8.2f}"
-            )
-            if name == "records":
-                print(f"   (a page of 100 records is {len(response.content) / 1024:.0f} KiB of JSON)")
-    print("   target: <= 2 ms added at p50 (records and count)")
+        (lp50, lp99), (hp50, hp99) = ms_quantiles(local), ms_quantiles(remote)
+        inproc = f"{lp50:>15.2f}{lp99:>8.2f}" if use_case else f"{'-':>15}{'-':>8}"
+        label = f"{path} {query} ({user})"
+        print(f"   {label:36}{inproc}{hp50:>10.2f}{hp99:>8.2f}{hp50 - lp50:>+11.2f}{hp99 - lp99:>+8.2f}")
+        if kind == "records":
+            print(f"      (a page of 100 records: {len(response.content) / 1024:.0f} KiB of JSON)")
+    print("   target: <= 2 ms added at p50")
 
 
 # -- 2. throughput -----------------------------------------------------------------------
 @dataclasses.dataclass
 class Run:
     requests: int
-    errors: list[str]
     seconds: float
-    latencies: dict[str, list[float]]
+    errors: list[str]
     rss: list[tuple[float, float]]  # (seconds into the run, server RSS MiB)
-    server_cpu: float  # CPU seconds of the server process
-    client_cpu: float  # CPU seconds of this (client) process
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
 
 
-def hammer(url: str, token: str, clients: int, duration: float, min_requests: int, server: psutil.Process) -> Run:
+def cpu_seconds(process: psutil.Process | None = None) -> float:
+    """CPU time of ``process``, or of the whole machine when None."""
+    t = process.cpu_times() if process else psutil.cpu_times()
+    return sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq"))
+
+
+def hammer(label: str, url: str, token: str, clients: int, duration: float, least: int, server: psutil.Process) -> Run:
+    """``clients`` threads sending MIX in turn for ``duration`` s and at least ``least`` requests."""
     stop = threading.Event()
     done: list[list[tuple[str, float]]] = [[] for _ in range(clients)]
     errors: list[str] = []
@@ -239,55 +232,46 @@ def hammer(url: str, token: str, clients: int, duration: float, min_requests: in
                 done[n].append((name, time.perf_counter() - t0))
 
     me, rss = psutil.Process(), [(0.0, server.memory_info().rss / 2**20)]
-    cpu0, mine0 = server.cpu_times(), me.cpu_times()
+    before = (cpu_seconds(server), cpu_seconds(me), cpu_seconds())
     threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(clients)]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
-    while (elapsed := time.perf_counter() - t0) < duration or sum(map(len, done)) < min_requests:
+    while (elapsed := time.perf_counter() - t0) < duration or sum(map(len, done)) < least:
         time.sleep(min(1.0, max(0.05, duration - elapsed)))
         rss.append((time.perf_counter() - t0, server.memory_info().rss / 2**20))
     stop.set()
     for t in threads:
         t.join()
-    seconds = time.perf_counter() - t0
-    cpu1, mine1 = server.cpu_times(), me.cpu_times()
-    latencies: dict[str, list[float]] = {name: [] for name, _, _ in MIX}
-    for name, spent in (x for per in done for x in per):
-        latencies[name].append(spent)
-    return Run(
-        requests=sum(map(len, done)),
-        errors=errors,
-        seconds=seconds,
-        latencies=latencies,
-        rss=rss,
-        server_cpu=cpu1.user + cpu1.system - cpu0.user - cpu0.system,
-        client_cpu=mine1.user + mine1.system - mine0.user - mine0.system,
-    )
-
-
-def describe(label: str, run: Run) -> None:
-    lat = "; ".join(f"{k} p50 {ms_quantiles(v)[0]:.1f} / p99 {ms_quantiles(v)[1]:.1f} ms" for k, v in run.latencies.items())
-    print(
-        f"   {label}: {run.requests} requests in {run.seconds:.1f} s = {run.rate:.0f} req/s, {len(run.errors)} errors; "
-        f"CPU: server {run.server_cpu / run.seconds:.2f} cores, clients {run.client_cpu / run.seconds:.2f} cores\n"
-        f"      {lat}"
-    )
-    for error in run.errors[:3]:
-        print(f"      error: {error}")
+    run = Run(sum(map(len, done)), time.perf_counter() - t0, errors, rss)
+    after = (cpu_seconds(server), cpu_seconds(me), cpu_seconds())
+    server_s, client_s, all_s = (after[i] - before[i] for i in range(3))
+    if label:
+        spent = {name: [s for per in done for n, s in per if n == name] for name, _, _ in MIX}
+        lat = "; ".join(f"{k} {ms_quantiles(v)[0]:.1f} / {ms_quantiles(v)[1]:.1f}" for k, v in spent.items())
+        other = max(0.0, all_s - server_s - client_s)
+        print(
+            f"   {label}: {run.requests} requests in {run.seconds:.1f} s = {run.requests / run.seconds:.0f} req/s, "
+            f"{len(errors)} errors\n      p50 / p99 ms: {lat}\n      CPU cores: server {server_s / run.seconds:.2f}, "
+            f"clients {client_s / run.seconds:.2f}, other processes {other / run.seconds:.2f}; "
+            f"server CPU per request {server_s / run.requests * 1000:.1f} ms"
+        )
+        for error in errors[:3]:
+            print(f"      error: {error}")
+    return run
 
 
 def throughput(url: str, token: str, server: psutil.Process, args: argparse.Namespace) -> None:
-    print(f"\n2. Throughput as 'reader', mixing {'/'.join(n for n, _, _ in MIX)} in turn; server: `rollerblade serve")
-    print("   --http --no-events` in its own process (uvicorn, one worker), clients: threads of this process")
-    hammer(url, token, args.clients, 2.0, 0, server)  # warm-up
-    one = hammer(url, token, 1, args.burst, 0, server)
-    describe("1 client (baseline)", one)
-    many = hammer(url, token, args.clients, args.burst, 0, server)
-    describe(f"{args.clients} clients", many)
-    print(f"   {args.clients} clients / 1 client: {many.rate / one.rate:.2f}x the requests/s   [{load()}]")
-    run = hammer(url, token, args.clients, args.duration, args.min_requests, server)
-    describe(f"sustained, {args.clients} clients, {args.duration:.0f} s (and >= {args.min_requests} requests)", run)
+    print(f"\n2. Throughput as 'reader', each client sending {', '.join(p for _, p, _ in MIX)} in turn;")
+    print("   server: `rollerblade serve --http 127.0.0.1:PORT --no-events` in its own process (uvicorn,")
+    print("   one worker); clients: threads of this process, one httpx.Client each")
+    hammer("", url, token, args.clients, 2.0, 0, server)  # warm-up
+    one = hammer("1 client (baseline)", url, token, 1, args.burst, 0, server)
+    many = hammer(f"{args.clients} clients", url, token, args.clients, args.burst, 0, server)
+    ratio = (many.requests / many.seconds) / (one.requests / one.seconds)
+    print(f"   {args.clients} clients / 1 client: {ratio:.2f}x the requests/s")
+    label = f"sustained: {args.clients} clients, {args.duration:.0f} s and >= {args.min_requests} requests"
+    run = hammer(label, url, token, args.clients, args.duration, args.min_requests, server)
     rss = run.rss
 
     def at(fraction: float) -> float:
@@ -296,73 +280,81 @@ def throughput(url: str, token: str, server: psutil.Process, args: argparse.Name
     half = [s for s in rss if s[0] >= run.seconds / 2]
     slope = np.polyfit([t for t, _ in half], [m for _, m in half], 1)[0] * 60 if len(half) > 2 else float("nan")
     print(
-        f"   server RSS (MiB): start {rss[0][1]:.1f}, 25 % {at(0.25):.1f}, middle {at(0.5):.1f}, 75 % {at(0.75):.1f}, "
-        f"end {rss[-1][1]:.1f}, max {max(m for _, m in rss):.1f}; trend over the second half {slope:+.2f} MiB/min"
+        f"   server RSS MiB: start {rss[0][1]:.1f}, 25 % {at(0.25):.1f}, middle {at(0.5):.1f}, 75 % {at(0.75):.1f}, "
+        f"end {rss[-1][1]:.1f} (max {max(m for _, m in rss):.1f}); second half {slope:+.2f} MiB/min"
     )
     ok = not run.errors and run.requests >= args.min_requests
-    print(f"   [{'met' if ok else 'NOT met'}] sustained: 0 errors over >= {args.min_requests} requests   [{load()}]")
+    print(f"   [{'met' if ok else 'NOT met'}] sustained run without errors   [{load()}]")
 
 
 # -- 3. permission filtering -------------------------------------------------------------
-def filtering(services: Services, admin: Principal, datasets: int, repeats: int) -> None:
+def call(services: Services, who: Principal, query: str, kind: str, limit: int = 100) -> int:
+    if kind == "count":
+        return usecases_data.count(services, who, query)
+    return len(list(usecases_data.find(services, who, query, limit=limit)))
+
+
+def filtering(stack: Stack, admin: Principal, datasets: int, repeats: int) -> None:
+    services = stack.services
     who = {"admin": admin, "reader": Principal("reader"), "wide": Principal("wide")}
     share = {"reader": datasets // 10, "wide": datasets - datasets // 10}
-    print(f"\n3. Permission filtering in process: {datasets} datasets, {datasets * PER_DATASET} records; median of")
-    print(f"   {repeats} runs (ms); ratio = the user's time / the admin's (unfiltered); hits in brackets")
-    print(f"   {'query':34}{'call':>7}{'admin':>14}" + "".join(f"{f'{u} ({n} ds)':>26}" for u, n in share.items()))
-    worst: tuple[float, str, str, str] = (0.0, "", "", "")
+    print(f"\n3. Permission filtering in process: {datasets} datasets, {datasets * PER_DATASET} records; median")
+    print(f"   of {repeats} runs (ms), [hits]; ratio = the user's time / the admin's (unfiltered)")
+    print(f"   {'query':34}{'call':>6}{'admin':>15}" + "".join(f"{f'{u} ({n} ds)':>26}" for u, n in share.items()))
+    worst = {"count": (0.0, "", ""), "find": (0.0, "", "")}
     for query in FILTER_QUERIES:
-        for call in ("count", "find"):
-
-            def run(p: Principal, q: str = query, c: str = call) -> int:
-                if c == "count":
-                    return usecases_data.count(services, p, q)
-                return len(list(usecases_data.find(services, p, q, limit=100)))
-
-            times = {u: (median_ms(lambda p=p: run(p), repeats), run(p)) for u, p in who.items()}
-            base = times["admin"][0]
-            line = f"   {query:34}{call:>7}{times['admin'][0]:>8.2f} [{times['admin'][1]:>5}]"
+        for kind in ("count", "find"):
+            times = {}
+            for u, p in who.items():
+                run = functools.partial(call, services, p, query, kind)
+                times[u] = (median_ms(run, repeats), run())
+            line = f"   {query:34}{kind:>6}{times['admin'][0]:>9.2f} [{times['admin'][1]:>5}]"
             for u in share:
-                ratio = times[u][0] / base
+                ratio = times[u][0] / times["admin"][0]
                 line += f"{times[u][0]:>9.2f} [{times[u][1]:>5}] {ratio:>6.2f}x"
-                worst = max(worst, (ratio, u, query, call))
+                worst[kind] = max(worst[kind], (ratio, u, query))
             print(line)
-    print(f"   target: <= 1.10x the unfiltered time; worst ratio {worst[0]:.2f}x ({worst[1]}, {worst[2]!r}, {worst[3]})")
-    steps(services, who, share)
-    ratio, user, query, call = worst
+    print("   target: <= 1.10x the unfiltered time")
+    for kind, (ratio, user, query) in worst.items():
+        print(f"\n   worst {kind}: {ratio:.2f}x ({user}, {query!r}); steps in ms (the use case reads the grants")
+        print("   twice: to check the query's fields against the readable datasets', then to scope it)")
+        steps(stack, {"admin": admin, user: who[user]}, query, kind)
+    kind = max(worst, key=lambda k: worst[k][0])
+    _, user, query = worst[kind]
     profile = cProfile.Profile()
-    profile.enable()
-    for _ in range(repeats):
-        if call == "count":
-            usecases_data.count(services, who[user], query)
-        else:
-            list(usecases_data.find(services, who[user], query, limit=100))
-    profile.disable()
+    profile.runcall(lambda: [call(services, who[user], query, kind) for _ in range(repeats)])
     out = io.StringIO()
-    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(8)
-    body = out.getvalue()
-    print(f"\n   cProfile of the worst case ({user}, {query!r}, {call}), {repeats} calls, top 8 by own time:")
-    print("\n".join("   " + line for line in body[body.find("ncalls") :].splitlines() if line.strip()))
+    pstats.Stats(profile, stream=out).strip_dirs().sort_stats("tottime").print_stats(6)
+    text = out.getvalue()
+    print(f"\n   cProfile of the worst case ({kind}), {repeats} calls, top 6 by own time:")
+    print("\n".join("   " + line for line in text[text.find("ncalls") :].splitlines() if line.strip()))
 
 
-def steps(services: Services, who: dict[str, Principal], share: dict[str, int]) -> None:
-    """Where a filtered call spends its time, step by step (query suffix=T1w, count)."""
-    guard, index = services.guard, services.index
-    print("   steps of count('suffix=T1w') (ms): readable = the grants read (the use case reads them twice);")
-    print("   compile = parse + field check against the readable datasets' fields; index = the scoped SQL count")
+def steps(stack: Stack, who: dict[str, Principal], query: str, kind: str) -> None:
+    """One call step by step, SQLite's plan of its SQL, and the same SQL with the scope on
+    the ``dataset`` column (the primary key's prefix) instead of the JSON view's field."""
+    guard, index = stack.services.guard, stack.index
+    db = sqlite3.connect(f"file:{stack.settings.index_path}?mode=ro", uri=True)
     for user, person in who.items():
         readable = guard.readable(person)
-        node = querying.compile_query("suffix=T1w", index=index, datasets=readable)
-        scoped = guard.scope(person, node)
+        scoped = guard.scope(person, querying.compile_query(query, index=index, datasets=readable))
         assert scoped is not None
+        where, params = compile_where(scoped)
+        tail = "" if kind == "count" else " ORDER BY dataset, path LIMIT 101"
+        sql = f"SELECT {'count(*)' if kind == 'count' else 'doc'} FROM records WHERE {where}{tail}"
+        variants = {"SQL": sql, "SQL, scope on the column": sql.replace(f"{text_expr('dataset')} IN", "dataset IN", 1)}
+        if user == "admin":
+            del variants["SQL, scope on the column"]
         parts = {
-            "readable": median_ms(lambda p=person: guard.readable(p), 20),
-            "compile": median_ms(lambda r=readable: querying.compile_query("suffix=T1w", index=index, datasets=r), 20),
-            "scope": median_ms(lambda p=person, n=node: guard.scope(p, n), 20),
-            "index": median_ms(lambda n=scoped: index.count(node=n), 20),
+            "grants": median_ms(lambda p=person: guard.readable(p), 20),
+            "parse+fields": median_ms(lambda r=readable: querying.compile_query(query, index=index, datasets=r), 20),
+            **{k: median_ms(lambda q=q, a=params: db.execute(q, a).fetchall(), 10) for k, q in variants.items()},
         }
-        label = f"{user} ({share[user]} ds)" if user in share else user
-        print(f"   {label:18}" + "".join(f"{k} {v:7.2f}   " for k, v in parts.items()))
+        print(f"   {user:8}" + "; ".join(f"{k} {v:.2f}" for k, v in parts.items()))
+        for label, text in variants.items():
+            plan = "; ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {text}", params))
+            print(f"      plan of {label}: {plan}")
+    db.close()
 
 
 def main() -> None:
@@ -372,12 +364,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of the sustained run")
     parser.add_argument("--min-requests", type=int, default=10_000, help="the sustained run goes on until this many")
-    parser.add_argument("--burst", type=float, default=10.0, help="seconds of each throughput measure")
-    parser.add_argument("--samples", type=int, default=1000, help="latency samples per route")
-    parser.add_argument("--repeats", type=int, default=20, help="runs per filtering measure")
     args = parser.parse_args()
+    args.burst, args.samples, args.repeats = (3.0, 100, 5) if args.quick else (10.0, 500, 20)  # s, calls, calls
     if args.quick:
-        args.datasets, args.duration, args.min_requests, args.burst, args.samples, args.repeats = 200, 8, 0, 3, 100, 5
+        args.datasets, args.duration, args.min_requests = 200, 8.0, 0
     work = Path(tempfile.mkdtemp(prefix="rb-api-bench-"))
     proc = None
     try:
@@ -387,11 +377,11 @@ def main() -> None:
         print(f"store: {args.datasets} datasets x {PER_DATASET} records, built in {time.perf_counter() - t0:.1f} s")
         proc, url = start_server(work / "home", work / "server.log")
         server = psutil.Process(proc.pid)
-        overhead(stack.services, url, tokens["reader"], args.samples)
+        overhead(stack.services, url, tokens, admin, args.samples)
         throughput(url, tokens["reader"], server, args)
         proc.terminate()
         proc.wait(timeout=30)
-        filtering(stack.services, admin, args.datasets, args.repeats)
+        filtering(stack, admin, args.datasets, args.repeats)
         print(f"\n[{load()}]")
         stack.close()
     finally:

@@ -37,6 +37,11 @@ CORPUS = (
     "dataset ~ '*-c'",
     "path ~ 'sub-00?/ses-2/func/*'",
     "path ~ '*_dir-AP_*'",
+    # dataset and path are also columns (the access scope and the page cursor use them)
+    "dataset IN (site-a, site-c) AND suffix=T1w",
+    "dataset != site-b AND NOT dataset=site-c",
+    "dataset > site-a OR (dataset=site-a AND path > 'sub-003/ses-1')",
+    "path <= 'sub-002' AND dataset IN (01, site-b)",
     "datatype=fmap AND dir=PA",
     "suffix ~ 'magnitude*'",
     "exists(error)",

@@ -107,6 +107,29 @@ def test_known_fields(index: Index, cohort_records: tuple[list[ScanRecord], list
     assert {"meta.RepetitionTime", "participant.age", "session.visit", "image.nx", "sub"} <= index.known_fields()
 
 
+def test_known_fields_per_dataset_forget_a_deleted_dataset(
+    index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]
+) -> None:
+    """What a principal's query is checked against: only the fields of the datasets it may
+    read (a field only a private dataset has must not be known to others)."""
+    records, _ = cohort_records
+    index.put_records(records=records)
+    by_dataset: dict[str, set[str]] = {}
+    for record in records:
+        by_dataset.setdefault(record.dataset, set()).update(flatten(record))
+    names = sorted(by_dataset)
+    assert len(names) >= 3 and by_dataset[names[0]] != by_dataset[names[1]]
+    for name in names:
+        assert index.known_fields(datasets={name}) == by_dataset[name]
+    assert index.known_fields(datasets=names[:2]) == by_dataset[names[0]] | by_dataset[names[1]]
+    assert index.known_fields(datasets=set()) == set()
+    assert index.known_fields(datasets={"no-such-dataset"}) == set()
+    index.delete_dataset(name=names[0])
+    assert index.known_fields(datasets={names[0]}) == set()
+    assert index.known_fields(datasets={names[0]}, fresh=True) == set()
+    assert index.known_fields(datasets={names[1]}, fresh=True) == by_dataset[names[1]]
+
+
 def test_metadata_by_directory(index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]) -> None:
     _, metadata = cohort_records
     index.put_metadata(files=metadata)

@@ -276,7 +276,7 @@ class FirestoreIndex(FirestoreCatalog, Index):
             names = {s.get("name") for s in self._stream("fields", self._col("fields"))}
             pairs = {(s.get("dataset"), s.get("name")) for s in self._stream("fields", self._col("dataset_fields"))}
             self._fields = names | (self._fields or set())
-            self._pairs = pairs | (self._pairs or set())
+            self._pairs = pairs  # as stored: a deleted dataset's fields go
             self._fields_read = time.monotonic()
         assert self._fields is not None and self._pairs is not None
         if datasets is None:
@@ -390,10 +390,12 @@ class FirestoreIndex(FirestoreCatalog, Index):
     # -- datasets -------------------------------------------------------------------
     def delete_dataset(self, *, name: str) -> None:
         stale = self._stale_parts(name)
-        for collection in ("records", "metadata"):
+        for collection in ("records", "metadata", "dataset_fields"):
             query = self._col(collection).where(filter=FieldFilter("dataset", "==", name)).select([])
             stale += [("delete", snap.reference, None) for snap in self._stream("list", query)]
         self._batched(stale + [("delete", self._col("datasets").document(name), None)])
+        if self._pairs is not None:
+            self._pairs = {(dataset, field) for dataset, field in self._pairs if dataset != name}
 
     def dataset_stats(self, *, name: str) -> Mapping[str, int]:
         mine = self._col("records").where(filter=FieldFilter("dataset", "==", name))

@@ -33,7 +33,10 @@ from rollerblade.query import ast
 from rollerblade.query.fields import flatten, number_form, text_form
 from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
 
-SCHEMA_VERSION = 3  # 2: expression indexes on datatype and dir; 3: dataset_fields
+# 2: expression indexes on datatype and dir; 3: dataset_fields; 4: text indexes end with
+# the dataset column (access-scoped queries), no expression index on dataset (a column)
+SCHEMA_VERSION = 4
+_OLD_INDEXES = ("dataset", "suffix", "sub", "ses", "task", "datatype", "dir")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -109,7 +112,7 @@ class SqliteIndex(Index):
         if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             self._create_schema()
         self._fields: set[str] = {row[0] for row in self._db.execute("SELECT name FROM fields")}
-        self._pairs: set[tuple[str, str]] | None = None  # (dataset, field), read on first use
+        self._holders: dict[str, set[str]] | None = None  # field -> datasets, read on first use
         self._big_docs: dict[str, MetadataFile] = {}  # stored text -> decoded (see _metadata_doc)
 
     def __repr__(self) -> str:
@@ -124,8 +127,12 @@ class SqliteIndex(Index):
                 "INSERT OR IGNORE INTO dataset_fields SELECT DISTINCT records.dataset, each.key "
                 "FROM records, json_each(records.s) AS each"
             )
+            for field in _OLD_INDEXES:  # schema <= 3
+                self._db.execute(f"DROP INDEX IF EXISTS records_{field}")
             for field in INDEXED_TEXT_FIELDS:
-                self._db.execute(f"CREATE INDEX IF NOT EXISTS records_{field} ON records ({text_expr(field)})")
+                self._db.execute(
+                    f"CREATE INDEX IF NOT EXISTS records_{field}_dataset ON records ({text_expr(field)}, dataset)"
+                )
             for field in INDEXED_NUMBER_FIELDS:
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS records_n_{field} ON records ({number_expr(field)})")
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -158,21 +165,26 @@ class SqliteIndex(Index):
     def _record_rows(self, records: Sequence[ScanRecord]) -> tuple[list[tuple[Any, ...]], list[tuple[str, ...]]]:
         """Rows of ``records`` and the statement noting their new fields."""
         rows = []
-        pairs = self._dataset_fields()
+        holders = self._field_datasets()
         new_pairs: set[tuple[str, str]] = set()
         for record in records:
             s, n, names = _views(record)
-            new_pairs |= {(record.dataset, name) for name in names} - pairs
+            new_pairs.update((record.dataset, name) for name in names if record.dataset not in holders.get(name, ()))
             doc = _encode(record.to_doc())
             rows.append((record.dataset, record.path, record.generation, doc, s, n))
-        pairs |= new_pairs
+        for dataset, name in new_pairs:
+            holders.setdefault(name, set()).add(dataset)
         self._fields |= {name for _, name in new_pairs}
         return rows, sorted(new_pairs)
 
-    def _dataset_fields(self) -> set[tuple[str, str]]:
-        if self._pairs is None:
-            self._pairs = {(d, n) for d, n in self._db.execute("SELECT dataset, name FROM dataset_fields")}
-        return self._pairs
+    def _field_datasets(self) -> dict[str, set[str]]:
+        """Field name -> the datasets whose records have it (from ``dataset_fields``)."""
+        if self._holders is None:
+            holders: dict[str, set[str]] = {}
+            for dataset, name in self._db.execute("SELECT dataset, name FROM dataset_fields"):
+                holders.setdefault(name, set()).add(dataset)
+            self._holders = holders
+        return self._holders
 
     # -- records -------------------------------------------------------------------
     def put_records(self, *, records: Sequence[ScanRecord]) -> None:
@@ -233,8 +245,10 @@ class SqliteIndex(Index):
     def known_fields(self, *, datasets: Collection[str] | None = None, fresh: bool = False) -> set[str]:
         if datasets is not None:
             if fresh:
-                self._pairs = None
-            return {name for dataset, name in self._dataset_fields() if dataset in datasets}
+                self._holders = None
+            wanted = datasets if isinstance(datasets, (set, frozenset)) else set(datasets)
+            # isdisjoint walks the smaller set: a few dozen set probes per field
+            return {name for name, holders in self._field_datasets().items() if not holders.isdisjoint(wanted)}
         if fresh:  # other processes add fields too
             self._fields |= {row[0] for row in self._db.execute("SELECT name FROM fields")}
         return set(self._fields)
@@ -317,8 +331,11 @@ class SqliteIndex(Index):
                 ("DELETE FROM records WHERE dataset = ?", (name,), False),
                 ("DELETE FROM metadata WHERE dataset = ?", (name,), False),
                 ("DELETE FROM datasets WHERE name = ?", (name,), False),
+                ("DELETE FROM dataset_fields WHERE dataset = ?", (name,), False),
             ]
         )
+        for holders in self._field_datasets().values():
+            holders.discard(name)
 
     def get_dataset(self, *, name: str) -> DatasetInfo | None:
         row = self._db.execute("SELECT doc FROM datasets WHERE name = ?", (name,)).fetchone()

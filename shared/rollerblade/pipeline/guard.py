@@ -12,7 +12,7 @@ takes effect on the very next request.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from rollerblade.access.model import AuditEntry, Outcome, Principal, decide, holding
 from rollerblade.access.ports import AccessStore, AuditLog
@@ -63,13 +63,7 @@ class Guard:
     def scope(self, principal: Principal, node: ast.Node) -> ast.Node | None:
         """``node`` narrowed to the datasets ``principal`` may read (combined as a tree,
         never as text); None when the principal may read nothing."""
-        readable = self.readable(principal)
-        if readable is None:
-            return node
-        if not readable:
-            return None
-        scope = ast.one_of("dataset", sorted(readable))
-        return scope if isinstance(node, ast.All) else ast.And((scope, node))
+        return narrow(node, self.readable(principal))
 
     def record(self, principal: Principal, action: str, kind: str = "", target: str = "", detail: str = "") -> None:
         """Write an allowed action to the audit log."""
@@ -93,3 +87,14 @@ class Guard:
 
 def _hint(kind: str, name: str, right: str) -> str:
     return f"ask a manager of it for `rollerblade grant YOU {right} {name}` (see `rollerblade access show {name}`)"
+
+
+def narrow(node: ast.Node, readable: Collection[str] | None) -> ast.Node | None:
+    """``node`` limited to the datasets in ``readable`` (None: all of them), combined as a
+    tree; None when ``readable`` is empty. For a caller that already holds ``readable``."""
+    if readable is None:
+        return node
+    if not readable:
+        return None
+    scope = ast.one_of("dataset", sorted(readable))
+    return scope if isinstance(node, ast.All) else ast.And((scope, node))

@@ -21,6 +21,7 @@ from rollerblade.access.model import Principal
 from rollerblade.errors import NotFound
 from rollerblade.pipeline import deleting, importing, querying, reindex, sharing
 from rollerblade.pipeline import download as downloading
+from rollerblade.pipeline.guard import narrow
 from rollerblade.pipeline.services import Services
 from rollerblade.pipeline.zipstream import zip_selection
 from rollerblade.query import ast
@@ -60,7 +61,7 @@ def compile_scoped(services: Services, principal: Principal, text: str) -> ast.N
     narrow it to them; None when the principal may read no dataset."""
     readable = services.guard.readable(principal)
     node = querying.compile_query(text, index=services.index, datasets=readable)
-    return services.guard.scope(principal, node)
+    return narrow(node, readable)
 
 
 def count(services: Services, principal: Principal, text: str) -> int:

@@ -3,6 +3,8 @@
 #   system: mricron-data (the Colin27 T1 with skull used by the demo and tests),
 #           docker.io + debootstrap (the engine Analyses run on; base image built offline)
 #   python: this package with its demo and test extras (nilearn, dipy, bids-validator-deno, ...)
+#           chromium (Debian's browser, driven by Playwright in the web page's tests)
+#   web:    NiiVue from the npm registry, pinned by web/package-lock.json (scripts/web_assets.sh)
 #   kube:   kube-apiserver, controller-manager, scheduler, kubelet for the gke executor's tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +13,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need=()
-for pkg in mricron-data docker.io debootstrap; do
+for pkg in mricron-data docker.io debootstrap chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -29,6 +31,8 @@ if ! python3 -m pip install -q --disable-pip-version-check --root-user-action=ig
 fi
 rm -f "$log"
 python3 -c "import rollerblade, sys; print('setup: rollerblade from', rollerblade.__file__, file=sys.stderr)"
+
+scripts/web_assets.sh
 
 # The Docker engine (started only if none answers) and the Analyses' base image (cached).
 if [ "${ROLLERBLADE_SKIP_DOCKER:-0}" != 1 ]; then

@@ -281,3 +281,91 @@ def test_the_client_can_pass_cloud_runs_gate_and_the_apps_separately(site: Site)
         assert rb.me()["name"] == "reader"
     assert seen["x-serverless-authorization"] == "Bearer google-id-token"
     assert seen["authorization"] == f"Bearer {site.tokens['reader']}"
+
+
+# -- what the web page needs ----------------------------------------------------------------
+
+
+def private_src(site: Site) -> Path:
+    """The files the private dataset was imported from (the independent source)."""
+    return site.stack.settings.home.parent / "private-src"
+
+
+def a_t1w(site: Site) -> str:
+    return next(usecases_data.find(site.services, ADMIN, "dataset=private AND suffix=T1w AND extension=.nii.gz")).path
+
+
+def test_a_file_is_sent_byte_for_byte_to_readers_only(site: Site) -> None:
+    path = a_t1w(site)
+    response = get(site, f"/v1/files/private/{path}", "reader")
+    assert response.status_code == 200, response.text
+    assert response.content == (private_src(site) / path).read_bytes()
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert any(e.action == "read-file" and e.detail == path for e in site.services.guard.audit.entries(actor="reader"))
+    assert_error(get(site, f"/v1/files/private/{path}", "stranger"), 403, "permission_denied")
+    assert_error(get(site, "/v1/files/private/sub-99/anat/nothing.nii.gz", "reader"), 404, "not_found")
+    # a dataset name or a path that tries to leave its folder never reaches the bucket
+    assert get(site, "/v1/files/private/sub-01/..%2F..%2F..%2Fconfig%2Fpipeline-rules.json", "reader").status_code in (
+        400,
+        404,
+    )
+    assert_error(get(site, "/v1/files/..%2Fother/x.nii.gz", "reader"), 400, "bad_input")
+
+
+def test_show_says_which_sidecar_each_key_was_inherited_from(site: Site) -> None:
+    path = a_t1w(site)
+    doc = get(site, f"/v1/records/private/{path}", "reader").json()
+    sources = doc["meta_sources"]
+    assert set(sources) == set(doc["meta"])
+    assert sources[SECRET_KEY] == "T1w.json"  # only the top-level sidecar has it
+    # the nearest sidecar on disk wins for every key it sets (read from the files themselves)
+    near = private_src(site) / path.replace(".nii.gz", ".json")
+    if near.exists():
+        for key in json.loads(near.read_text()):
+            assert sources[key] == path.replace(".nii.gz", ".json")
+
+
+def test_a_dataset_summary_agrees_with_its_participants_table(site: Site) -> None:
+    rows = [line.split("\t") for line in (private_src(site) / "participants.tsv").read_text().splitlines()]
+    header, body = rows[0], rows[1:]
+    table = [dict(zip(header, row, strict=True)) for row in body]
+    sessions = {p.parent.name + "/" + p.name for p in private_src(site).glob("sub-*/ses-*") if p.is_dir()}
+    summary = get(site, "/v1/datasets/private/summary", "reader").json()
+    assert summary["participants"] == len(table)
+    assert summary["ages"] == sorted(float(r["age"]) for r in table if r["age"] != "n/a")
+    expected_sex: dict[str, int] = {}
+    for row in table:
+        expected_sex[row["sex"]] = expected_sex.get(row["sex"], 0) + 1
+    assert summary["sex"] == expected_sex
+    assert summary["sessions"] == len(sessions)
+    assert summary["managers"] == ["manager", "owner"]
+    assert summary["records"] == usecases_data.count(site.services, ADMIN, "dataset=private")
+    assert_error(get(site, "/v1/datasets/private/summary", "stranger"), 403, "permission_denied")
+
+
+def test_a_failed_job_can_be_retried_by_whoever_may_run_it(site: Site) -> None:
+    from rollerblade.analyses.jobs import JobRecord
+
+    key = f"retry{site.url[-5:]}".ljust(64, "0")
+    job = JobRecord(
+        key=key, analysis="brain-mask", version="1", dataset="private", slice_id="sub-01", state="failed",
+        image_digest="sha256:x", params={}, sources=(a_t1w(site),), outputs=("o.nii.gz",), message="exit 1",
+    )  # fmt: skip
+    assert site.services.index.create_job(job=job)
+    assert_error(httpx.post(f"{site.url}/v1/jobs/{key}/retry", headers=site.headers("stranger")), 404, "not_found")
+    response = httpx.post(f"{site.url}/v1/jobs/{key}/retry", headers=site.headers("reader"))
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "planned" and "retried by reader" in response.json()["message"]
+    stored = site.services.index.get_job(key=key)
+    assert stored is not None and stored.state == "planned"
+    again = httpx.post(f"{site.url}/v1/jobs/{key}/retry", headers=site.headers("reader"))
+    assert "only a failed job" in assert_error(again, 400, "bad_input")
+
+
+def test_the_page_and_every_answer_carry_a_same_origin_content_security_policy(site: Site) -> None:
+    page = get(site, "/", None)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for response in (page, get(site, "/v1/me", "reader"), get(site, "/v1/me", None), get(site, "/ui/nothing.js")):
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'self'" in policy and "script-src 'self'" in policy and "http" not in policy
+        assert response.headers["x-content-type-options"] == "nosniff"

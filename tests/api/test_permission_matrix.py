@@ -93,6 +93,8 @@ CASES = [
         lambda s, _: ["show", f"private/{first_path(s)}"],
         lambda s: ("GET", f"/v1/records/private/{first_path(s)}", None),
     ),
+    Case("view a file", "read", None, lambda s: ("GET", f"/v1/files/private/{first_path(s)}", None)),
+    Case("dataset summary", "read", None, lambda s: ("GET", "/v1/datasets/private/summary", None)),
     Case(
         "access show", "read", lambda s, _: ["access", "show", "private"], lambda s: ("GET", "/v1/access/private", None)
     ),

@@ -53,6 +53,20 @@ def effective_metadata(data: BidsPath, sidecars: Iterable[MetadataFile]) -> tupl
 
     Sidecars whose JSON could not be parsed (``error`` set) contribute nothing.
     """
+    applicable = _applicable(data, sidecars)
+    merged: dict[str, Any] = {}
+    for _, content in applicable:
+        merged.update(content)
+    return merged, [path for path, _ in applicable]
+
+
+def inherited_from(data: BidsPath, sidecars: Iterable[MetadataFile]) -> dict[str, str]:
+    """For each key of the effective metadata, the path of the sidecar its value comes from."""
+    return {key: path for path, content in _applicable(data, sidecars) for key in content}
+
+
+def _applicable(data: BidsPath, sidecars: Iterable[MetadataFile]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(path, content) of the sidecars ``data`` inherits, far to near (the merge order)."""
     applicable: list[tuple[int, int, str, Mapping[str, Any]]] = []
     for doc in sidecars:
         if doc.kind != "sidecar" or doc.error is not None or not isinstance(doc.content, dict):
@@ -62,7 +76,4 @@ def effective_metadata(data: BidsPath, sidecars: Iterable[MetadataFile]) -> tupl
             depth = 0 if not parsed.directory else parsed.directory.count("/") + 1
             applicable.append((depth, len(parsed.entities), doc.path, doc.content))
     applicable.sort(key=lambda item: (item[0], item[1], item[2]))
-    merged: dict[str, Any] = {}
-    for _, _, _, content in applicable:
-        merged.update(content)
-    return merged, [path for _, _, path, _ in applicable]
+    return [(path, content) for _, _, path, content in applicable]

@@ -13,7 +13,10 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
+from rollerblade import web
 from rollerblade.api import errors, routes_access, routes_data, routes_work
 from rollerblade.api.identity import IdentityVerifier, principal
 from rollerblade.api.schemas import ErrorBody
@@ -109,5 +112,38 @@ def create_app(services: Services, *, verify_identity: IdentityVerifier | None =
         """Liveness (no identity needed)."""
         return {"status": "ok"}
 
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        """The web page (it logs in with a token and calls only /v1)."""
+        return FileResponse(web.STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/ui", StaticFiles(directory=web.STATIC, check_dir=False), name="ui")
     app.add_middleware(Limits)
+    app.add_middleware(SecurityHeaders)
     return app
+
+
+class SecurityHeaders:
+    """Every response carries the page's Content-Security-Policy (own origin only) and
+    tells browsers not to sniff types or send referrers."""
+
+    HEADERS = (
+        (b"content-security-policy", web.CONTENT_SECURITY_POLICY.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -8,12 +8,23 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from rollerblade.abids import layout
 from rollerblade.access.model import Principal
 from rollerblade.api.identity import principal
-from rollerblade.api.schemas import MAX_PAGE, MAX_QUERY, PAGE, Count, DatasetOut, Doc, Fields, QueryBody, RecordPage
+from rollerblade.api.schemas import (
+    MAX_PAGE,
+    MAX_QUERY,
+    PAGE,
+    Count,
+    DatasetOut,
+    DatasetSummaryOut,
+    Doc,
+    Fields,
+    QueryBody,
+    RecordPage,
+)
 from rollerblade.errors import InputError
 from rollerblade.pipeline import usecases_data
 from rollerblade.pipeline.services import Services
@@ -54,6 +65,13 @@ def dataset(request: Request, who: Who, name: Annotated[str, Path(max_length=200
     return usecases_data.get_dataset(services_of(request), who, layout.check_dataset_name(name)).to_doc()
 
 
+@router.get("/datasets/{name}/summary", response_model=DatasetSummaryOut)
+def dataset_summary(request: Request, who: Who, name: Annotated[str, Path(max_length=200)]) -> Doc:
+    """A dataset at a glance: counts, participants' ages and sexes, sessions, managers,
+    and the files with index errors or warnings (at most 500)."""
+    return usecases_data.dataset_summary(services_of(request), who, layout.check_dataset_name(name))
+
+
 @router.get("/records", response_model=RecordPage)
 def records(request: Request, who: Who, query: QueryText = "", limit: Limit = PAGE, cursor: str | None = None) -> Doc:
     """Records the query selects among the readable ones, in (dataset, path) order, one
@@ -90,6 +108,33 @@ def record(
     """Everything the index knows about one file (as ``rollerblade show``)."""
     name = layout.check_dataset_name(dataset)
     return usecases_data.show(services_of(request), who, name, layout.check_relative_path(path))
+
+
+#: Content types of the files a browser shows (everything else is bytes).
+MEDIA_TYPES = {
+    ".png": "image/png",
+    ".json": "application/json",
+    ".tsv": "text/tab-separated-values",
+    ".txt": "text/plain",
+}
+
+
+@router.get(
+    "/files/{dataset}/{path:path}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+def file(
+    request: Request,
+    who: Who,
+    dataset: Annotated[str, Path(max_length=200)],
+    path: Annotated[str, Path(max_length=1000)],
+) -> Response:
+    """The bytes of one indexed file (a scan for the viewer, a QC image)."""
+    name, relative = layout.check_dataset_name(dataset), layout.check_relative_path(path)
+    _, data = usecases_data.read_file(services_of(request), who, name, relative)
+    suffix = "." + relative.rsplit(".", 1)[-1] if "." in relative.rsplit("/", 1)[-1] else ""
+    return Response(data, media_type=MEDIA_TYPES.get(suffix, "application/octet-stream"))
 
 
 @router.post(

@@ -86,6 +86,12 @@ def job(request: Request, who: Who, key: Annotated[str, Path(min_length=4, max_l
     return usecases_work.get_job(services_of(request), who, key).to_doc()
 
 
+@router.post("/jobs/{key}/retry", response_model=Doc, tags=["runs"])
+def retry(request: Request, who: Who, key: Annotated[str, Path(min_length=4, max_length=64)]) -> Doc:
+    """Queue a failed job again (needs ``run`` on its Analysis); returns the job."""
+    return usecases_work.retry_job(services_of(request), who, key).to_doc()
+
+
 @router.get(
     "/jobs/{key}/logs",
     response_class=Response,

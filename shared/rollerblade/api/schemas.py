@@ -49,6 +49,21 @@ class DatasetOut(BaseModel):
     warnings: int
 
 
+class Problem(BaseModel):
+    path: str
+    error: str | None
+    warning: str | None
+
+
+class DatasetSummaryOut(DatasetOut):
+    participants: int
+    sessions: int
+    ages: list[float] = Field(description="One per participant with a numeric age, ascending.")
+    sex: dict[str, int] = Field(description="Participants per value of participants.tsv's sex column.")
+    problems: list[Problem] = Field(description="Files with an index error or warning (at most 500).")
+    managers: list[str]
+
+
 class Count(BaseModel):
     count: int
 

@@ -172,16 +172,23 @@ def queue_run(
     salt = secrets.token_hex(8) if force else ""
     report = queue_jobs(services, spec, doc, records, actor=actor, salt=salt, dry_run=dry_run)
     if not dry_run:
-        again = []
-        for key in report.busy:
-            job = services.index.get_job(key=key)
-            if job is not None and job.state == "failed":
-                retry = dataclasses.replace(job, state="planned", message="queued again by a run", updated=time.time())
-                if services.index.swap_job(job=retry, state="failed", attempts=job.attempts):
-                    again.append(key)
-        if again:
-            publish_all(services.bus, [JobQueued(k).to_message() for k in again], topic=QUEUE_TOPIC)
+        busy = [services.index.get_job(key=key) for key in report.busy]
+        failed = [job for job in busy if job is not None and job.state == "failed"]
+        requeue(services, failed, why="queued again by a run")
     return spec, report
+
+
+def requeue(services: Services, jobs: Collection[JobRecord], *, why: str) -> list[JobRecord]:
+    """Queue failed jobs again (a person asked); returns those this call moved back to
+    ``planned`` (a concurrent request may have done it first)."""
+    again = []
+    for job in jobs:
+        retry = dataclasses.replace(job, state="planned", message=why, updated=time.time())
+        if services.index.swap_job(job=retry, state="failed", attempts=job.attempts):
+            again.append(retry)
+    if again:
+        publish_all(services.bus, [JobQueued(j.key).to_message() for j in again], topic=QUEUE_TOPIC)
+    return again
 
 
 def _job_record(spec: AnalysisSpec, digest: str, job: PlannedJob, actor: Actor, rule: str) -> JobRecord:

@@ -12,20 +12,23 @@ follow its grants.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from rollerblade.abids import layout, sidecars
+from rollerblade.abids.paths import parse_record_path
 from rollerblade.access.model import Principal
-from rollerblade.errors import NotFound
+from rollerblade.errors import InputError, NotFound
 from rollerblade.pipeline import deleting, importing, querying, reindex, sharing
 from rollerblade.pipeline import download as downloading
 from rollerblade.pipeline.guard import narrow
 from rollerblade.pipeline.services import Services
 from rollerblade.pipeline.zipstream import zip_selection
 from rollerblade.query import ast
-from rollerblade.records import Actor, DatasetInfo, ScanRecord
+from rollerblade.records import DERIVATIVES_PREFIX, Actor, DatasetInfo, ScanRecord
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +115,7 @@ def show(services: Services, principal: Principal, dataset: str, path: str) -> d
     if record is None:
         raise NotFound("record", f"{dataset}/{path}")
     doc: dict[str, Any] = dict(record.to_doc())
+    doc["meta_sources"] = _meta_sources(services, record)
     units = {
         m.path: m.content
         for m in services.index.metadata(dataset=dataset, directories=[""])
@@ -120,6 +124,60 @@ def show(services: Services, principal: Principal, dataset: str, path: str) -> d
     if units:
         doc["participant_columns"] = units.get("participants.json")
     return doc
+
+
+def _meta_sources(services: Services, record: ScanRecord) -> dict[str, str]:
+    """Which sidecar each effective metadata key was inherited from (nearest wins)."""
+    try:
+        parsed = parse_record_path(record.path)
+    except InputError:  # a name that is not BIDS inherits nothing
+        return {}
+    files = services.index.metadata(dataset=record.dataset, directories=sidecars.ancestors(parsed.directory))
+    return sidecars.inherited_from(parsed, files)
+
+
+#: Most problem files a dataset summary lists.
+MAX_PROBLEMS = 500
+
+
+def dataset_summary(services: Services, principal: Principal, name: str) -> dict[str, Any]:
+    """A dataset at a glance: counts, participants and sessions (ages, sexes), its
+    managers and the files with index errors or warnings, each with its message."""
+    summary = get_dataset(services, principal, name)
+    participants: dict[str, Mapping[str, Any]] = {}
+    sessions: set[tuple[str, str]] = set()
+    problems: list[dict[str, str | None]] = []
+    for record in services.index.records(dataset=name):
+        sub, ses = record.entities.get("sub"), record.entities.get("ses")
+        if sub and not record.path.startswith(DERIVATIVES_PREFIX):
+            participants.setdefault(sub, record.participant)
+            if ses:
+                sessions.add((sub, ses))
+        if (record.error or record.warning) and len(problems) < MAX_PROBLEMS:
+            problems.append({"path": record.path, "error": record.error, "warning": record.warning})
+    ages = [row["age"] for row in participants.values() if isinstance(row.get("age"), (int, float))]
+    sexes = collections.Counter(str(row["sex"]) for row in participants.values() if row.get("sex") is not None)
+    access = sharing.access_show(services, principal, f"dataset:{name}")
+    return {
+        **summary.to_doc(),
+        "participants": len(participants),
+        "sessions": len(sessions),
+        "ages": sorted(ages),
+        "sex": dict(sorted(sexes.items())),
+        "problems": problems,
+        "managers": access["managers"],
+    }
+
+
+def read_file(services: Services, principal: Principal, dataset: str, path: str) -> tuple[ScanRecord, bytes]:
+    """The bytes of one indexed file of a readable dataset (the scan viewer's source)."""
+    services.guard.require(principal, "dataset", dataset, "read", action="read-file")
+    record = services.index.get_record(dataset=dataset, path=path)
+    if record is None:
+        raise NotFound("record", f"{dataset}/{path}")
+    data = services.storage.read(key=layout.dataset_key(dataset, record.path))
+    services.guard.record(principal, "read-file", "dataset", dataset, path)
+    return record, data
 
 
 def download(

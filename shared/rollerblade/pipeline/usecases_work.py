@@ -20,7 +20,7 @@ from typing import Any
 from rollerblade.access.model import MANAGE, Principal
 from rollerblade.analyses.jobs import JobRecord
 from rollerblade.analyses.spec import AnalysisSpec, load_spec
-from rollerblade.errors import NotFound
+from rollerblade.errors import InputError, NotFound
 from rollerblade.pipeline import analyses, automation, jobflow, running, sharing
 from rollerblade.pipeline.services import Services
 from rollerblade.query import ast
@@ -146,6 +146,17 @@ def get_job(services: Services, principal: Principal, key: str) -> JobRecord:
     if len(matches) != 1:
         raise NotFound("job", key if not matches else f"{key} (ambiguous: {len(matches)} jobs match)")
     return matches[0]
+
+
+def retry_job(services: Services, principal: Principal, key: str) -> JobRecord:
+    """Queue a failed job again (``run`` on its Analysis, ``read`` on its dataset)."""
+    job = get_job(services, principal, key)
+    services.guard.require(principal, "analysis", job.analysis, "run", action="job-retry")
+    if job.state != "failed":
+        raise InputError(f"job {job.key[:12]} is {job.state}: only a failed job can be retried")
+    again = jobflow.requeue(services, [job], why=f"retried by {principal.name}")
+    services.guard.record(principal, "job-retry", "analysis", job.analysis, job.key)
+    return again[0] if again else get_job(services, principal, job.key)
 
 
 def job_logs(services: Services, principal: Principal, key: str) -> bytes:

@@ -244,6 +244,12 @@ def test_grants_filter_by_kind_resource_and_user(access: Access) -> None:
     assert keys(access.grants(user="bob")) == [("dataset", odd, "bob"), ("dataset", "ds1", "bob")]
     assert [g.right for g in access.grants(kind="dataset", resource=odd, user="bob")] == ["write"]
     assert access.grants(kind="analysis", user="bob") == []
+    # what every query asks: the resources a user holds one of some rights on
+    assert access.resources(kind="dataset", user="bob", rights=("read", "write", "manage")) == {"ds1", odd}
+    assert access.resources(kind="dataset", user="bob", rights=("write", "manage")) == {odd}
+    assert access.resources(kind="dataset", user="ada", rights=("read",)) == set()
+    assert access.resources(kind="analysis", user="ada", rights=("run", "manage")) == {"ds1"}
+    assert access.resources(kind="analysis", user="bob", rights=("run", "manage")) == set()
 
 
 def test_drop_resource_deletes_only_that_resources_grants(access: Access) -> None:

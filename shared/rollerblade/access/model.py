@@ -64,6 +64,11 @@ def implies(kind: str, held: str, wanted: str) -> bool:
     return order.index(held) >= order.index(wanted)
 
 
+def giving(kind: str, wanted: str) -> tuple[str, ...]:
+    """The rights on a ``kind`` that give ``wanted`` (``read`` <- read, write, manage)."""
+    return tuple(held for held in RIGHTS[kind] if implies(kind, held, wanted))
+
+
 def below(kind: str, right: str) -> str | None:
     """The right just under ``right`` (what is left after revoking it), or None."""
     order = RIGHTS[kind]
@@ -229,13 +234,6 @@ def decide(principal: Principal, kind: str, resource: str, wanted: str, grants: 
         ):
             return Decision(True, f"holds {grant.right}")
     return Decision(False, f"holds no {wanted} right on it")
-
-
-def holding(principal: Principal, kind: str, wanted: str, grants: Iterable[Grant]) -> set[str]:
-    """The resources of ``kind`` on which ``principal``'s ``grants`` give ``wanted``."""
-    return {
-        g.resource for g in grants if g.user == principal.name and g.kind == kind and implies(kind, g.right, wanted)
-    }
 
 
 def after_revoke(grant: Grant, right: str) -> Grant | None:

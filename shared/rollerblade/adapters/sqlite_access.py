@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -173,6 +173,12 @@ class SqliteAccess(AccessStore, AuditLog):
             tuple(v for _, v in where),
             _grant,
         )
+
+    def resources(self, *, kind: str, user: str, rights: Collection[str]) -> set[str]:
+        marks = ", ".join("?" * len(rights))
+        sql = f"SELECT resource FROM grants WHERE user = ? AND kind = ? AND right IN ({marks})"
+        with self._lock:
+            return {row[0] for row in self._db.execute(sql, (user, kind, *rights))}
 
     def drop_resource(self, *, kind: str, resource: str) -> int:
         with self._transaction() as db:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Iterable
 
-from rollerblade.access.model import AuditEntry, Outcome, Principal, decide, holding
+from rollerblade.access.model import AuditEntry, Outcome, Principal, decide, giving
 from rollerblade.access.ports import AccessStore, AuditLog
 from rollerblade.errors import PermissionDenied
 from rollerblade.query import ast
@@ -54,7 +54,7 @@ class Guard:
             return None
         if principal.kind == "anonymous":
             return set()
-        return holding(principal, kind, right, self.access.grants(kind=kind, user=principal.name))
+        return self.access.resources(kind=kind, user=principal.name, rights=giving(kind, right))
 
     def readable(self, principal: Principal) -> set[str] | None:
         """The datasets ``principal`` may read; None: every dataset."""

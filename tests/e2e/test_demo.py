@@ -29,4 +29,6 @@ def test_demo(tmp_path: Path, docker_engine: None) -> None:
     assert dice >= 0.90
     download = tmp_path / "home" / "demo" / "download"
     assert any(download.glob("*/dataset_description.json"))
-    assert out.rstrip().splitlines()[-2].startswith("Done in ")
+    last = out.rstrip().splitlines()
+    assert last[-5].startswith("Done in ")
+    assert "open http://127.0.0.1:8080/ and log in" in last[-2] and "token create" in last[-1]

@@ -147,6 +147,15 @@ def run_demo(
             automate(stack, principal=principal, rules_dir=rules_dir, echo=echo)
     echo(f"Done in {time.perf_counter() - started:.1f} s. Store: {stack.settings.home}")
     echo(f"Try: rollerblade --home {stack.settings.home} query 'participant.sex=F AND suffix=bold' --json")
+    home = stack.settings.home
+    echo(
+        f"The web page: rollerblade --home {home} serve --http 127.0.0.1:8080, then open {WEB_ADDRESS} and log in\n"
+        f"     with a token from: rollerblade --home {home} token create --label web"
+    )
+
+
+#: Where ``rollerblade serve --http 127.0.0.1:8080`` serves the web page.
+WEB_ADDRESS = "http://127.0.0.1:8080/"
 
 
 def colin27_dataset(root: Path) -> Path:

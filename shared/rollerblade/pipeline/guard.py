@@ -11,6 +11,7 @@ takes effect on the very next request.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Collection, Iterable
 
@@ -96,5 +97,12 @@ def narrow(node: ast.Node, readable: Collection[str] | None) -> ast.Node | None:
         return node
     if not readable:
         return None
-    scope = ast.one_of("dataset", sorted(readable))
+    scope = _dataset_scope(frozenset(readable))
     return scope if isinstance(node, ast.All) else ast.And((scope, node))
+
+
+@functools.lru_cache(maxsize=64)
+def _dataset_scope(readable: frozenset[str]) -> ast.Node:
+    """``dataset IN (...)`` for a set of datasets, built once per distinct set: a user who
+    may read 900 datasets would otherwise pay ~1 ms per query for the tree alone."""
+    return ast.one_of("dataset", sorted(readable))

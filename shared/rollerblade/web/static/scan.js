@@ -1,0 +1,179 @@
+// One scan: NiiVue shows the image with a mask or segmentation derivative of the same
+// subject and session as an overlay (slice layout, opacity and colormap controls); beside
+// it the sidecar metadata with the file each key was inherited from, the header facts and,
+// for a derivative, its provenance.
+
+import { Niivue } from './vendor/niivue.js';
+import { api, authHeaders, fileRoute } from './api.js';
+import { analysisOf, basename, field, fmt, guarded, h, scanHref, select, table } from './dom.js';
+
+const PROVENANCE = ['RollerbladeJob', 'AnalysisVersion', 'ImageDigest', 'Params', 'Sources', 'StartTime', 'EndTime', 'ExitCode'];
+const LAYOUTS = [['multiplanar', 'Multiplanar'], ['axial', 'Axial'], ['coronal', 'Coronal'], ['sagittal', 'Sagittal']];
+const COLORMAPS = ['red', 'green', 'blue', 'warm', 'hot', 'winter', 'viridis', 'freesurfer'];
+
+function quote(value) {
+  return /^[A-Za-z0-9_.+-]+$/.test(value) ? value : `"${value.replace(/"/g, '\\"')}"`;
+}
+
+/** The query finding mask and segmentation derivatives of a record's subject/session. */
+export function overlayQuery(record) {
+  const parts = [`dataset=${quote(record.dataset)}`, `sub=${quote(record.entities.sub)}`];
+  if (record.entities.ses) parts.push(`ses=${quote(record.entities.ses)}`);
+  parts.push('exists(analysis)', 'extension=.nii.gz', '(suffix=mask OR suffix=dseg)');
+  return parts.join(' AND ');
+}
+
+function extensionOf(path) {
+  const name = basename(path);
+  return name.endsWith('.nii.gz') ? '.nii.gz' : name.slice(name.lastIndexOf('.'));
+}
+
+function volume(record, extra) {
+  return {
+    url: `/v1${fileRoute(record.dataset, record.path)}`,
+    name: basename(record.path) || `volume${extensionOf(record.path)}`,
+    headers: authHeaders(),
+    ...extra,
+  };
+}
+
+function sourceLink(source) {
+  const match = /^bids:([^:]+):(.+)$/.exec(source);
+  return match ? h('a', { href: scanHref(match[1], match[2]) }, `${match[1]}/${match[2]}`) : h('code', {}, source);
+}
+
+function metadataTable(record) {
+  const sources = record.meta_sources || {};
+  const keys = Object.keys(record.meta).filter((k) => !PROVENANCE.includes(k) && k !== 'Logs');
+  return table('Sidecar metadata', [
+    { label: 'Key', value: (k) => k },
+    { label: 'Value', value: (k) => fmt(record.meta[k]) },
+    { label: 'Inherited from', value: (k) => (sources[k] ? h('code', {}, sources[k]) : '—') },
+  ], keys, { empty: 'No sidecar metadata.' });
+}
+
+function factsTable(caption, facts) {
+  return table(caption, [
+    { label: 'Fact', value: ([k]) => k },
+    { label: 'Value', value: ([, v]) => (Array.isArray(v) ? v.join(' × ') : fmt(v)) },
+  ], Object.entries(facts || {}), { empty: 'None.' });
+}
+
+function provenance(record) {
+  const meta = record.meta;
+  const rows = [
+    ['Analysis', `${analysisOf(record.path)} ${meta.AnalysisVersion || ''}`],
+    ['Job', meta.RollerbladeJob ? h('a', { href: `#/runs/${encodeURIComponent(analysisOf(record.path))}`, title: meta.RollerbladeJob }, h('code', {}, meta.RollerbladeJob.slice(0, 12))) : '—'],
+    ['Image digest', h('code', { class: 'wrap' }, meta.ImageDigest || '—')],
+    ['Params', h('code', { class: 'wrap' }, JSON.stringify(meta.Params || {}))],
+    ['Sources', h('ul', { class: 'plain' }, (meta.Sources || []).map((src) => h('li', {}, sourceLink(src))))],
+    ['Ran', meta.StartTime ? `${meta.StartTime} → ${meta.EndTime || ''}` : '—'],
+  ];
+  return h('section', { class: 'card', 'aria-labelledby': 'prov-title' }, h('h2', { id: 'prov-title' }, 'Provenance'),
+    h('dl', { class: 'pairs' }, rows.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v)))));
+}
+
+export async function render(main, args) {
+  const [dataset, ...rest] = args;
+  const path = rest.join('/');
+  if (!dataset || !path) {
+    main.append(h('h1', {}, 'Scan'), h('p', {}, 'Open a scan from the ', h('a', { href: '#/query' }, 'query results'), '.'));
+    return undefined;
+  }
+  const record = await api(`/records/${encodeURIComponent(dataset)}/${path.split('/').map(encodeURIComponent).join('/')}`);
+  const isDerivative = !!analysisOf(record.path);
+  const canvas = h('canvas', { class: 'niivue', 'aria-label': `Slices of ${basename(record.path)}`, role: 'img' });
+  const viewer = h('div', { class: 'viewer', 'data-state': 'loading' }, canvas);
+  const layout = select(LAYOUTS, 'multiplanar');
+  const overlaySelect = select([['', 'No overlay']], '');
+  const opacity = h('input', { type: 'range', min: '0', max: '1', step: '0.05', value: '0.6' });
+  const opacityValue = h('output', {}, '0.60');
+  const colormap = select(COLORMAPS, 'red');
+  const viewerState = h('p', { class: 'muted', 'aria-live': 'polite' }, 'Loading the image…');
+  const controls = h('div', { class: 'viewer-controls' },
+    field('Slices', layout),
+    field('Overlay', overlaySelect),
+    h('div', { class: 'field' }, h('label', { for: 'overlay-opacity' }, 'Overlay opacity ', opacityValue), opacity),
+    field('Overlay colormap', colormap));
+  opacity.id = 'overlay-opacity';
+  main.append(
+    h('h1', {}, basename(record.path)),
+    h('p', { class: 'muted' }, `${record.dataset} / ${record.path}`),
+    h('div', { class: 'scan-layout' },
+      h('section', { class: 'viewer-pane', 'aria-label': 'Viewer' }, viewer, controls, viewerState),
+      h('div', { class: 'side-pane' },
+        isDerivative ? provenance(record) : null,
+        h('section', { class: 'card', 'aria-labelledby': 'meta-title' }, h('h2', { id: 'meta-title' }, 'Metadata'), metadataTable(record)),
+        h('section', { class: 'card', 'aria-labelledby': 'header-title' }, h('h2', { id: 'header-title' }, 'Header'), factsTable('Header facts', record.image)),
+        h('section', { class: 'card', 'aria-labelledby': 'who-title' }, h('h2', { id: 'who-title' }, 'Participant and session'),
+          factsTable('Participant', record.participant), factsTable('Session', record.session)))),
+  );
+
+  const nv = new Niivue({ backColor: [0, 0, 0, 1], show3Dcrosshair: false, isResizeCanvas: true, logLevel: 'error' });
+  let overlays = [];
+  const applyLayout = () => {
+    const types = { axial: nv.sliceTypeAxial, coronal: nv.sliceTypeCoronal, sagittal: nv.sliceTypeSagittal, multiplanar: nv.sliceTypeMultiplanar };
+    nv.setSliceType(types[layout.value]);
+  };
+  const ready = (text) => {
+    viewerState.textContent = text;
+    nv.drawScene();
+    viewer.dataset.state = 'ready';
+  };
+  async function showOverlay() {
+    viewer.dataset.state = 'loading';
+    while (nv.volumes.length > 1) nv.removeVolumeByIndex(nv.volumes.length - 1);
+    const chosen = overlays.find((o) => o.path === overlaySelect.value);
+    if (chosen) {
+      await nv.addVolumeFromUrl(volume(chosen, { colormap: colormap.value, opacity: Number(opacity.value) }));
+      ready(`Overlay: ${chosen.path}`);
+    } else {
+      ready('No overlay');
+    }
+  }
+  const closed = { value: false };
+  guarded(async () => {
+    await nv.attachToCanvas(canvas);
+    const [, found] = await Promise.all([
+      nv.loadVolumes([volume(record, { colormap: 'gray' })]),
+      record.entities.sub && !isDerivative ? api('/records', { params: { query: overlayQuery(record), limit: 20 } }) : Promise.resolve({ records: [] }),
+    ]);
+    if (closed.value) return;
+    overlays = found.records;
+    for (const o of overlays) overlaySelect.append(h('option', { value: o.path }, `${analysisOf(o.path)}: ${o.entities.suffix}`));
+    const mask = overlays.find((o) => o.entities.suffix === 'mask') || overlays[0];
+    applyLayout();
+    if (mask) {
+      overlaySelect.value = mask.path;
+      await showOverlay();
+    } else {
+      ready(isDerivative ? 'A derivative image' : 'No mask or segmentation of this session yet');
+    }
+  }).catch(() => {});
+  layout.addEventListener('change', () => { applyLayout(); ready(viewerState.textContent); });
+  overlaySelect.addEventListener('change', () => guarded(showOverlay));
+  opacity.addEventListener('input', () => {
+    opacityValue.textContent = Number(opacity.value).toFixed(2);
+    if (nv.volumes.length > 1) {
+      nv.setOpacity(1, Number(opacity.value));
+      ready(viewerState.textContent);
+    }
+  });
+  colormap.addEventListener('change', () => {
+    if (nv.volumes.length > 1) {
+      nv.setColormap(nv.volumes[1].id, colormap.value);
+      ready(viewerState.textContent);
+    }
+  });
+  return () => {
+    closed.value = true;
+    try {
+      nv.cleanup();
+    } catch {
+      /* already gone */
+    }
+    const gl = canvas.getContext('webgl2');
+    const lose = gl && gl.getExtension('WEBGL_lose_context');
+    if (lose) lose.loseContext();
+  };
+}

@@ -30,6 +30,7 @@ from rollerblade.pipeline.jobflow import JobRequest, QueueReport, queue_many
 from rollerblade.pipeline.messages import SCANS_TOPIC, JobResult, ScanIndexed
 from rollerblade.pipeline.services import Services
 from rollerblade.query import ast
+from rollerblade.query.evaluate import Matcher
 from rollerblade.query.fields import flatten
 from rollerblade.query.parser import parse_query
 from rollerblade.records import Actor, ScanRecord
@@ -140,13 +141,7 @@ def on_scans_indexed(
     planned = Planned()
     if not rules:
         return planned
-    seen: set[tuple[str, str]] = set()
-    triggers: list[tuple[ScanRecord, None]] = []
-    for event in events:
-        if (event.dataset, event.path) in seen:
-            continue
-        seen.add((event.dataset, event.path))
-        triggers.extend((r, None) for r in _records_of(services, event))
+    triggers = [(r, None) for r in _records_of(services, events)]
     _plan(services, rules, "scan.indexed", triggers, planned, actor=actor, dry_run=dry_run)
     return planned
 
@@ -167,11 +162,39 @@ def on_job_result(services: Services, result: JobResult, *, actor: Actor, dry_ru
     return planned
 
 
-def _records_of(services: Services, event: ScanIndexed) -> Iterable[ScanRecord]:
-    if event.path == "" or event.path.endswith("/"):
-        return services.index.records(dataset=event.dataset, prefix=event.path)
-    record = services.index.get_record(dataset=event.dataset, path=event.path)
-    return [record] if record is not None else []
+#: Paths per query when the records events name are read together (Firestore's IN limit).
+_PATHS_PER_QUERY = 30
+
+
+def _records_of(services: Services, events: Sequence[ScanIndexed]) -> list[ScanRecord]:
+    """The records the events name, in the events' order, each once: a path names one
+    record; "" or a folder ending in "/" names every record under it. The named paths of a
+    dataset are read together, up to 30 per query, instead of one read per event."""
+    seen: set[tuple[str, str]] = set()
+    wanted: dict[str, list[str]] = {}  # dataset -> single paths
+    for event in events:
+        if (event.dataset, event.path) in seen:
+            continue
+        seen.add((event.dataset, event.path))
+        if event.path != "" and not event.path.endswith("/"):
+            wanted.setdefault(event.dataset, []).append(event.path)
+    found: dict[tuple[str, str], ScanRecord] = {}
+    for dataset, paths in wanted.items():
+        for start in range(0, len(paths), _PATHS_PER_QUERY):
+            chunk = paths[start : start + _PATHS_PER_QUERY]
+            node = ast.And((ast.text_equals("dataset", dataset), ast.one_of("path", chunk)))
+            found.update(((r.dataset, r.path), r) for r in services.index.query(node=node))
+    records: list[ScanRecord] = []
+    seen.clear()
+    for event in events:
+        if (event.dataset, event.path) in seen:
+            continue
+        seen.add((event.dataset, event.path))
+        if event.path == "" or event.path.endswith("/"):
+            records.extend(services.index.records(dataset=event.dataset, prefix=event.path))
+        elif (record := found.get((event.dataset, event.path))) is not None:
+            records.append(record)
+    return records
 
 
 def _plan(
@@ -184,44 +207,84 @@ def _plan(
     actor: Actor,
     dry_run: bool,
 ) -> None:
-    specs: dict[str, tuple[AnalysisSpec, dict[str, Any]]] = {}
+    """Two passes over the batch: which rules fire on which record (rights checked, one
+    firing per rule and slice), then, once the slices of them all are read together, the
+    jobs of each firing (``requires`` evaluated inside the slice)."""
+    analyses = _Analyses(services)
     done: set[tuple[str, str, str]] = set()
     slices = _Slices(services)
-    requests: list[JobRequest] = []
     rights = _ApplierRights(services)
+    firings: list[tuple[Rule, _Run, ScanRecord, dict[str, Any]]] = []
     for record, of in triggers:
         if record.error is not None:
             continue
         flat = flatten(record)
         for rule in fired(rules, trigger, of, flat):
             assert rule.run is not None
-            name = rule.run.analysis
-            if not rights.allow(rule.name, name, record.dataset, audit=not dry_run):
+            if not rights.allow(rule.name, rule.run.analysis, record.dataset, audit=not dry_run):
                 continue
-            if name not in specs:
-                try:
-                    specs[name] = get_analysis(name, index=services.index)
-                except NotFound:
-                    continue  # unregistered since the rules were applied: nothing to run
-            base, doc = specs[name]
-            spec = effective_spec(base, rule)
-            slice_key = (rule.name, record.dataset, _slice_id(spec.slice, record))
+            run = analyses.run_of(rule)
+            if run is None:
+                continue  # unregistered since the rules were applied: nothing to run
+            slice_key = (rule.name, record.dataset, _slice_id(run.spec.slice, record))
             if slice_key in done:
                 continue
             done.add(slice_key)
-            planned.fired.append((rule.name, record.dataset, record.path))
-            around = slices.around(spec.slice, record, flat)
-            requires = query_matcher(rule.requires) if rule.requires.strip() else None
-            if requires is not None and not any(requires(f) for _, f in around):
-                planned.waiting.append((rule.name, record.dataset, record.path))
-                continue
-            accepted = query_matcher(spec.input, usable=True)
-            members = [r for r, f in around if accepted(f)]
-            if not members:
-                continue
-            requests.append(JobRequest(spec, doc, members, rule.name))
+            slices.want(run.spec.slice, record)
+            firings.append((rule, run, record, flat))
+    requests: list[JobRequest] = []
+    for rule, run, record, flat in firings:
+        planned.fired.append((rule.name, record.dataset, record.path))
+        around = slices.around(run.spec.slice, record, flat)
+        if run.requires is not None and not any(run.requires(f) for _, f in around):
+            planned.waiting.append((rule.name, record.dataset, record.path))
+            continue
+        members = [r for r, f in around if run.accepted(f)]
+        if members:
+            requests.append(JobRequest(run.spec, run.doc, members, rule.name))
     if requests:
         planned.reports += queue_many(services, requests, actor=actor, dry_run=dry_run)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """How a rule runs its Analysis: the effective spec (params overridden, slice replaced),
+    the registered document, and the compiled ``requires`` and input queries."""
+
+    spec: AnalysisSpec
+    doc: dict[str, Any]
+    requires: Matcher | None
+    accepted: Matcher
+
+
+class _Analyses:
+    """The registered Analyses, read once per batch of events (a re-registered Analysis is
+    seen by the next batch), and each rule's :class:`_Run` of them."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._specs: dict[str, tuple[AnalysisSpec, dict[str, Any]] | None] = {}
+        self._runs: dict[str, _Run | None] = {}
+
+    def run_of(self, rule: Rule) -> _Run | None:
+        """None when the rule's Analysis is not registered (any more)."""
+        if rule.name in self._runs:
+            return self._runs[rule.name]
+        assert rule.run is not None
+        name = rule.run.analysis
+        if name not in self._specs:
+            try:
+                self._specs[name] = get_analysis(name, index=self.services.index)
+            except NotFound:
+                self._specs[name] = None
+        found = self._specs[name]
+        run = None
+        if found is not None:
+            spec = effective_spec(found[0], rule)
+            requires = query_matcher(rule.requires) if rule.requires.strip() else None
+            run = _Run(spec, found[1], requires, query_matcher(spec.input, usable=True))
+        self._runs[rule.name] = run
+        return run
 
 
 class _ApplierRights:
@@ -261,14 +324,38 @@ class _ApplierRights:
 
 
 class _Slices:
-    """The records around a triggering record, read once per (dataset, participant) for a
-    batch of events: a scan slice is the record itself; a session or subject slice is
-    filtered in Python from the participant's records (raw and derivatives), one indexed
-    query each, instead of one query per rule and event."""
+    """The records around the triggering records of a batch of events. A scan slice is the
+    record itself; a session or subject slice is filtered in Python from its participant's
+    records (raw and derivatives). The participants a batch needs are read together: one
+    indexed query per 30 participant labels (Firestore's ``IN`` limit), by label alone,
+    kept only for the datasets asked (a condition on the dataset too makes SQLite scan
+    the whole dataset in path order instead of using the label's index)."""
+
+    BATCH = 30
 
     def __init__(self, services: Services) -> None:
         self.services = services
         self._by_subject: dict[tuple[str, str], list[tuple[ScanRecord, dict[str, Any]]]] = {}
+        self._wanted: dict[str, set[str]] = {}  # label -> datasets, not read yet
+
+    def want(self, kind: str, record: ScanRecord) -> None:
+        """Note that :meth:`around` will be asked for this record's ``kind`` slice."""
+        sub = record.entities.get("sub")
+        if kind != "scan" and sub and (record.dataset, sub) not in self._by_subject:
+            self._wanted.setdefault(sub, set()).add(record.dataset)
+
+    def _read(self) -> None:
+        labels = sorted(self._wanted)
+        wanted, self._wanted = self._wanted, {}
+        for dataset_sub in ((d, sub) for sub in labels for d in wanted[sub]):
+            self._by_subject.setdefault(dataset_sub, [])
+        for start in range(0, len(labels), self.BATCH):
+            chunk = labels[start : start + self.BATCH]
+            node = ast.text_equals("sub", chunk[0]) if len(chunk) == 1 else ast.one_of("sub", chunk)
+            for record in self.services.index.query(node=node):
+                sub = record.entities.get("sub")
+                if sub is not None and record.dataset in wanted.get(sub, ()):
+                    self._by_subject[(record.dataset, sub)].append((record, flatten(record)))
 
     def around(self, kind: str, record: ScanRecord, flat: dict[str, Any]) -> list[tuple[ScanRecord, dict[str, Any]]]:
         """(record, flat view) of each record of the slice."""
@@ -277,8 +364,9 @@ class _Slices:
             return [(record, flat)]
         key = (record.dataset, sub)
         if key not in self._by_subject:
-            node = ast.And((ast.text_equals("dataset", record.dataset), ast.text_equals("sub", sub)))
-            self._by_subject[key] = [(r, flatten(r)) for r in self.services.index.query(node=node)]
+            self.want(kind, record)
+        if self._wanted:
+            self._read()
         if kind == "subject":
             return self._by_subject[key]
         ses = record.entities.get("ses")  # a session slice: the same session, or both without one

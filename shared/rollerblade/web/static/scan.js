@@ -91,7 +91,7 @@ export async function render(main, args) {
   const colormap = select(COLORMAPS, 'red');
   const viewerState = h('p', { class: 'muted', 'aria-live': 'polite' }, 'Loading the image…');
   const controls = h('div', { class: 'viewer-controls' },
-    field('Slices', layout),
+    field('Slice layout', layout),
     field('Overlay', overlaySelect),
     h('div', { class: 'field' }, h('label', { for: 'overlay-opacity' }, 'Overlay opacity ', opacityValue), opacity),
     field('Overlay colormap', colormap));
@@ -109,7 +109,8 @@ export async function render(main, args) {
           factsTable('Participant', record.participant), factsTable('Session', record.session)))),
   );
 
-  const nv = new Niivue({ backColor: [0, 0, 0, 1], show3Dcrosshair: false, isResizeCanvas: true, logLevel: 'error' });
+  // A green crosshair: red is the overlay's colour.
+  const nv = new Niivue({ backColor: [0, 0, 0, 1], crosshairColor: [0.1, 0.8, 0.3, 1], show3Dcrosshair: false, isResizeCanvas: true, logLevel: 'error' });
   let overlays = [];
   const applyLayout = () => {
     const types = { axial: nv.sliceTypeAxial, coronal: nv.sliceTypeCoronal, sagittal: nv.sliceTypeSagittal, multiplanar: nv.sliceTypeMultiplanar };

@@ -137,7 +137,7 @@ export async function render(main, args) {
     const key = JSON.stringify(all);
     if (force || key !== lastKey) {
       lastKey = key;
-      await loadJobs();
+      await Promise.all([loadJobs(), guarded(loadRules)]);
     }
     // Every second while anything is planned or running; else a slow look for new runs.
     if (!stopped) timer = setTimeout(() => guarded(tick), active ? POLL_MS : IDLE_MS);
@@ -145,7 +145,7 @@ export async function render(main, args) {
 
   analysisFilter.addEventListener('change', () => guarded(loadJobs));
   stateFilter.addEventListener('change', () => guarded(loadJobs));
-  await Promise.all([tick(true), guarded(loadRules)]);
+  await tick(true);
   return () => {
     stopped = true;
     clearTimeout(timer);

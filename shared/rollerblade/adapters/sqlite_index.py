@@ -99,6 +99,23 @@ def _views(record: ScanRecord) -> tuple[str, str, set[str]]:
     return _encode(texts), _encode(numbers), set(flat)
 
 
+def _job_text(job: JobRecord) -> str:
+    """A job document as stored: compact JSON by orjson, json where orjson would write
+    otherwise (a NaN or infinite parameter, which orjson writes as null)."""
+    doc = job.to_doc()
+    return _encode(doc) if _finite(doc["params"]) else json.dumps(doc)
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
+
+
 class SqliteIndex(Index):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -368,11 +385,11 @@ class SqliteIndex(Index):
         return [json.loads(doc) for (doc,) in self._db.execute("SELECT doc FROM analyses ORDER BY name")]
 
     def put_job(self, *, job: JobRecord) -> None:
-        row = (job.key, job.analysis, job.state, time.time(), json.dumps(job.to_doc()))
+        row = (job.key, job.analysis, job.state, time.time(), _job_text(job))
         self._write([("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?)", row, False)])
 
     def create_job(self, *, job: JobRecord) -> bool:
-        row = (job.key, job.analysis, job.state, time.time(), json.dumps(job.to_doc()))
+        row = (job.key, job.analysis, job.state, time.time(), _job_text(job))
         (created,) = self._write([("INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?)", row, False)])
         return created == 1
 
@@ -387,23 +404,51 @@ class SqliteIndex(Index):
         return found
 
     def create_jobs(self, *, jobs: Sequence[JobRecord]) -> list[bool]:
+        """In one write transaction: the keys that exist are read (nobody else writes
+        meanwhile), then the new ones inserted at once; a key twice in ``jobs``: the first."""
+        if not jobs:
+            return []
         now = time.time()
-        statements = [
-            (
-                "INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?)",
-                (job.key, job.analysis, job.state, now, json.dumps(job.to_doc())),
-                False,
-            )
-            for job in jobs
-        ]
-        return [count == 1 for count in self._write(statements)] if statements else []
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    taken = self._existing_jobs([job.key for job in jobs])
+                    created = []
+                    for job in jobs:
+                        created.append(job.key not in taken)
+                        taken.add(job.key)
+                    rows = [
+                        (job.key, job.analysis, job.state, now, _job_text(job))
+                        for job, new in zip(jobs, created, strict=True)
+                        if new
+                    ]
+                    self._db.executemany("INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?)", rows)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                if "locked" in str(e) or "busy" in str(e):
+                    raise TemporaryError(f"index {self.path} is busy: {e}", delay=0.5) from e
+                raise
+        return created
+
+    def _existing_jobs(self, keys: Sequence[str]) -> set[str]:
+        unique = list(dict.fromkeys(keys))
+        found: set[str] = set()
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            found.update(key for (key,) in self._db.execute(f"SELECT key FROM jobs WHERE key IN ({marks})", chunk))  # noqa: S608
+        return found
 
     def swap_job(self, *, job: JobRecord, state: str, attempts: int) -> bool:
         sql = (
             "UPDATE jobs SET analysis = ?, state = ?, updated = ?, doc = ? "
             "WHERE key = ? AND state = ? AND COALESCE(json_extract(doc, '$.attempts'), 0) = ?"
         )
-        row = (job.analysis, job.state, time.time(), json.dumps(job.to_doc()), job.key, state, attempts)
+        row = (job.analysis, job.state, time.time(), _job_text(job), job.key, state, attempts)
         (swapped,) = self._write([(sql, row, False)])
         return swapped == 1
 

@@ -8,6 +8,7 @@ a job that succeeded is never computed again unless forced.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from collections import defaultdict
@@ -122,17 +123,29 @@ class JobRecord:
     tags: tuple[str, ...] = ()  # tags applied to its derivatives
 
     def to_doc(self) -> dict[str, Any]:
-        doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # asdict deep-copies: slow
-        doc["params"] = json.loads(json.dumps(dict(self.params)))
+        doc = {name: getattr(self, name) for name in _JOB_FIELDS}  # asdict deep-copies: slow
+        doc["params"] = _plain_copy(self.params)
         doc["sources"], doc["outputs"], doc["tags"] = list(self.sources), list(self.outputs), list(self.tags)
         return doc
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> JobRecord:
-        values = {f.name: doc[f.name] for f in dataclasses.fields(cls) if f.name in doc}
+        values = {name: doc[name] for name in _JOB_FIELDS if name in doc}
         values["sources"], values["outputs"] = tuple(doc["sources"]), tuple(doc["outputs"])
         values["tags"] = tuple(doc.get("tags") or ())
         return cls(**values)
+
+
+_JOB_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(JobRecord))
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain_copy(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-shaped copy of ``params``: flat text keys and scalar values are copied as
+    they are (what a JSON round trip would give); anything else takes the round trip."""
+    if all(type(k) is str and type(v) in _SCALARS for k, v in params.items()):
+        return dict(params)
+    return dict(json.loads(json.dumps(dict(params))))
 
 
 def job_key(spec: AnalysisSpec, image_digest: str, records: Iterable[ScanRecord], salt: str = "") -> str:
@@ -140,14 +153,19 @@ def job_key(spec: AnalysisSpec, image_digest: str, records: Iterable[ScanRecord]
     input's content checksum and the metadata it receives (a late sidecar makes a new key).
     ``salt`` (a forced rerun) makes a new key for identical inputs."""
     checksums = sorted(f"{r.dataset}/{r.path}:{r.file.get('md5')}:{_meta_digest(r)}" for r in records)
-    payload = json.dumps([spec.name, spec.version, image_digest, dict(spec.params), checksums, salt], sort_keys=True)
+    payload = _KEY_JSON.encode([spec.name, spec.version, image_digest, dict(spec.params), checksums, salt])
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+#: What ``json.dumps(..., sort_keys=True)`` (and with the separators and default below)
+#: makes, without building an encoder on every call: the text of every job key ever made.
+_KEY_JSON = json.JSONEncoder(sort_keys=True)
+_META_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 
 
 def _meta_digest(record: ScanRecord) -> str:
     meta = {k: v for k, v in record.meta.items() if k != TAGS_KEY}
-    text = json.dumps(meta, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(_META_JSON.encode(meta).encode()).hexdigest()[:16]
 
 
 def _slice_id(spec: AnalysisSpec, record: ScanRecord) -> str:
@@ -157,6 +175,13 @@ def _slice_id(spec: AnalysisSpec, record: ScanRecord) -> str:
     if spec.slice == "session" and sub:
         return f"sub-{sub}/ses-{ses}" if ses else f"sub-{sub}"
     return record.path
+
+
+@functools.lru_cache(maxsize=4096)
+def _outputs(patterns: tuple[str, ...], values: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    """The output paths of a slice (the same slice is often planned by several rules)."""
+    filled = dict(values)
+    return tuple(derivative_path(p, filled) for p in patterns)
 
 
 def plan_jobs(spec: AnalysisSpec, image_digest: str, records: Iterable[ScanRecord], salt: str = "") -> list[PlannedJob]:
@@ -173,10 +198,9 @@ def plan_jobs(spec: AnalysisSpec, image_digest: str, records: Iterable[ScanRecor
         shared = dict(members[0].entities)
         for other in members[1:]:
             shared = {k: v for k, v in shared.items() if other.entities.get(k) == v}
-        values = {**shared, "dataset": dataset}
         problem = None
         try:
-            outputs = tuple(derivative_path(p, values) for p in spec.outputs)
+            outputs = _outputs(spec.outputs, (*shared.items(), ("dataset", dataset)))
         except PatternError as e:
             outputs, problem = (), str(e)
         jobs.append(

@@ -219,6 +219,7 @@ def _plan(
         if record.error is not None:
             continue
         flat = flatten(record)
+        slices.seen(record, flat)
         for rule in fired(rules, trigger, of, flat):
             assert rule.run is not None
             if not rights.allow(rule.name, rule.run.analysis, record.dataset, audit=not dry_run):
@@ -337,6 +338,11 @@ class _Slices:
         self.services = services
         self._by_subject: dict[tuple[str, str], list[tuple[ScanRecord, dict[str, Any]]]] = {}
         self._wanted: dict[str, set[str]] = {}  # label -> datasets, not read yet
+        self._flat: dict[tuple[str, str], tuple[ScanRecord, dict[str, Any]]] = {}  # flattened already
+
+    def seen(self, record: ScanRecord, flat: dict[str, Any]) -> None:
+        """A record flattened already (a trigger): not flattened again if read unchanged."""
+        self._flat[(record.dataset, record.path)] = (record, flat)
 
     def want(self, kind: str, record: ScanRecord) -> None:
         """Note that :meth:`around` will be asked for this record's ``kind`` slice."""
@@ -355,7 +361,9 @@ class _Slices:
             for record in self.services.index.query(node=node):
                 sub = record.entities.get("sub")
                 if sub is not None and record.dataset in wanted.get(sub, ()):
-                    self._by_subject[(record.dataset, sub)].append((record, flatten(record)))
+                    known = self._flat.get((record.dataset, record.path))
+                    pair = known if known is not None and known[0] == record else (record, flatten(record))
+                    self._by_subject[(record.dataset, sub)].append(pair)
 
     def around(self, kind: str, record: ScanRecord, flat: dict[str, Any]) -> list[tuple[ScanRecord, dict[str, Any]]]:
         """(record, flat view) of each record of the slice."""

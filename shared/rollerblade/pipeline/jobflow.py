@@ -122,8 +122,7 @@ def queue_many(
         if job.problem:  # recorded failed with the reason; never queued
             report.problems.append(job.key)
             continue
-        if job.key in won:
-            won.discard(job.key)  # a key two requests share: the second finds it existing
+        if job.key in won:  # created by this call (a key two requests share: planned by the first)
             report.queued.append(job.key)
             announce[job.key] = None
             continue

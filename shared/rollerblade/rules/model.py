@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -98,8 +99,8 @@ class Rule:
     def when_node(self) -> ast.Node:
         return parsed_query(self.when)
 
-    @property
-    def when_matcher(self) -> Matcher:
+    @functools.cached_property
+    def when_matcher(self) -> Matcher:  # kept on the rule: every event asks every rule
         return query_matcher(self.when)
 
     @property

@@ -12,7 +12,7 @@ function assign(el, props) {
       el.setAttribute('class', value);
     } else if (key === 'text') {
       el.textContent = value;
-    } else if (key in el && !key.includes('-') && !(el instanceof SVGElement)) {
+    } else if (key in el && !key.includes('-') && key !== 'list' && !(el instanceof SVGElement)) {
       el[key] = value;
     } else {
       el.setAttribute(key, value === true ? '' : String(value));

@@ -20,7 +20,7 @@ from rollerblade.analyses.spec import AnalysisSpec
 from rollerblade.query.fields import TAGS_KEY
 from rollerblade.records import ScanRecord
 
-__all__ = ["TAGS_KEY", "JobEnded", "JobRecord", "PlannedJob", "job_key", "output_prefix", "plan_jobs"]
+__all__ = ["TAGS_KEY", "InputLines", "JobEnded", "JobRecord", "PlannedJob", "job_key", "output_prefix", "plan_jobs"]
 
 JobState = Literal["planned", "running", "succeeded", "failed"]
 
@@ -148,11 +148,39 @@ def _plain_copy(params: Mapping[str, Any]) -> dict[str, Any]:
     return dict(json.loads(json.dumps(dict(params))))
 
 
-def job_key(spec: AnalysisSpec, image_digest: str, records: Iterable[ScanRecord], salt: str = "") -> str:
+class InputLines:
+    """What each input record puts in a job key, worked out once per record object during
+    one planning pass (a record planned by several rules, or in several slices). Records
+    are compared by identity and kept here, so an id is not reused while this lives; use a
+    new one for each pass."""
+
+    def __init__(self) -> None:
+        self._lines: dict[int, tuple[ScanRecord, str]] = {}
+
+    def of(self, record: ScanRecord) -> str:
+        found = self._lines.get(id(record))
+        if found is None:
+            found = self._lines[id(record)] = (record, _input_line(record))
+        return found[1]
+
+
+def _input_line(record: ScanRecord) -> str:
+    return f"{record.dataset}/{record.path}:{record.file.get('md5')}:{_meta_digest(record)}"
+
+
+def job_key(
+    spec: AnalysisSpec,
+    image_digest: str,
+    records: Iterable[ScanRecord],
+    salt: str = "",
+    *,
+    inputs: InputLines | None = None,
+) -> str:
     """SHA-256 of what the job computes from: the Analysis, its image and params, and each
     input's content checksum and the metadata it receives (a late sidecar makes a new key).
     ``salt`` (a forced rerun) makes a new key for identical inputs."""
-    checksums = sorted(f"{r.dataset}/{r.path}:{r.file.get('md5')}:{_meta_digest(r)}" for r in records)
+    line = inputs.of if inputs is not None else _input_line
+    checksums = sorted(line(r) for r in records)
     payload = _KEY_JSON.encode([spec.name, spec.version, image_digest, dict(spec.params), checksums, salt])
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -184,12 +212,21 @@ def _outputs(patterns: tuple[str, ...], values: tuple[tuple[str, str], ...]) -> 
     return tuple(derivative_path(p, filled) for p in patterns)
 
 
-def plan_jobs(spec: AnalysisSpec, image_digest: str, records: Iterable[ScanRecord], salt: str = "") -> list[PlannedJob]:
+def plan_jobs(
+    spec: AnalysisSpec,
+    image_digest: str,
+    records: Iterable[ScanRecord],
+    salt: str = "",
+    *,
+    inputs: InputLines | None = None,
+) -> list[PlannedJob]:
     """Group records into slices and plan one job per slice (records with errors are skipped
-    by the caller's query; derivatives of this same Analysis are never inputs)."""
+    by the caller's query; derivatives of this same Analysis are never inputs).
+    ``inputs``: shared by the calls of one planning pass (see :class:`InputLines`)."""
     groups: dict[tuple[str, str], list[ScanRecord]] = defaultdict(list)
+    own = f"derivatives/{spec.name}/"
     for record in records:
-        if record.path.startswith(f"derivatives/{spec.name}/"):
+        if record.path.startswith(own):
             continue
         groups[(record.dataset, _slice_id(spec, record))].append(record)
     jobs = []
@@ -205,7 +242,7 @@ def plan_jobs(spec: AnalysisSpec, image_digest: str, records: Iterable[ScanRecor
             outputs, problem = (), str(e)
         jobs.append(
             PlannedJob(
-                key=job_key(spec, image_digest, members, salt),
+                key=job_key(spec, image_digest, members, salt, inputs=inputs),
                 analysis=spec.name,
                 dataset=dataset,
                 slice_id=slice_id,

@@ -32,7 +32,7 @@ import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from rollerblade.analyses.jobs import JobEnded, JobRecord, PlannedJob, output_prefix, plan_jobs
+from rollerblade.analyses.jobs import InputLines, JobEnded, JobRecord, PlannedJob, output_prefix, plan_jobs
 from rollerblade.analyses.spec import AnalysisSpec
 from rollerblade.errors import InputError, NotFound, TemporaryError
 from rollerblade.pipeline.analyses import get_analysis
@@ -104,21 +104,29 @@ def queue_many(
     write and the ``job.queued`` events published in one call."""
     index = services.index
     reports: list[QueueReport] = []
-    planned: list[tuple[QueueReport, PlannedJob, JobRecord]] = []
+    planned: list[tuple[QueueReport, PlannedJob]] = []
+    records: dict[str, JobRecord] = {}  # key -> the job record to create: the first request's
+    inputs = InputLines()
+    plans: dict[tuple[int, str, str, tuple[int, ...]], list[PlannedJob]] = {}  # one plan per identical request
     for request in requests:
         _, digest = services.image_of(request.doc)
-        report = QueueReport(planned=plan_jobs(request.spec, digest, request.records, request.salt))
+        same = (id(request.spec), digest, request.salt, tuple(map(id, request.records)))
+        if same not in plans:
+            plans[same] = plan_jobs(request.spec, digest, request.records, request.salt, inputs=inputs)
+        report = QueueReport(planned=list(plans[same]))
         reports.append(report)
-        planned += [(report, j, _job_record(request.spec, digest, j, actor, request.rule)) for j in report.planned]
-    known = index.get_jobs(keys=[job.key for _, job, _ in planned])
-    existing = {job.key: known.get(job.key) for _, job, _ in planned}
-    fresh = [(r, j, rec) for r, j, rec in planned if existing[j.key] is None]
+        for job in report.planned:
+            planned.append((report, job))
+            if job.key not in records:
+                records[job.key] = _job_record(request.spec, digest, job, actor, request.rule)
+    existing = index.get_jobs(keys=list(records))
+    fresh = [rec for key, rec in records.items() if key not in existing]
     won: set[str] = set()
     if fresh and not dry_run:
-        created = index.create_jobs(jobs=[rec for _, _, rec in fresh])
-        won = {rec.key for (_, _, rec), ok in zip(fresh, created, strict=True) if ok}
+        created = index.create_jobs(jobs=fresh)
+        won = {rec.key for rec, ok in zip(fresh, created, strict=True) if ok}
     announce: dict[str, None] = {}
-    for report, job, _ in planned:
+    for report, job in planned:
         if job.problem:  # recorded failed with the reason; never queued
             report.problems.append(job.key)
             continue
@@ -126,7 +134,7 @@ def queue_many(
             report.queued.append(job.key)
             announce[job.key] = None
             continue
-        current = existing[job.key] if existing[job.key] is not None or dry_run else index.get_job(key=job.key)
+        current = existing.get(job.key) if job.key in existing or dry_run else index.get_job(key=job.key)
         if current is None:  # a dry run: it would be queued
             report.queued.append(job.key)
         elif current.state == "succeeded":

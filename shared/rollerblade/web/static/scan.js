@@ -1,9 +1,9 @@
 // One scan: NiiVue shows the image with a mask or segmentation derivative of the same
 // subject and session as an overlay (slice layout, opacity and colormap controls); beside
 // it the sidecar metadata with the file each key was inherited from, the header facts and,
-// for a derivative, its provenance.
+// for a derivative, its provenance. NiiVue is loaded with the view, so the metadata still
+// shows when the viewer cannot start (no WebGL2).
 
-import { Niivue } from './vendor/niivue.js';
 import { api, authHeaders, fileRoute } from './api.js';
 import { analysisOf, basename, field, fmt, guarded, h, scanHref, select, table } from './dom.js';
 
@@ -109,8 +109,7 @@ export async function render(main, args) {
           factsTable('Participant', record.participant), factsTable('Session', record.session)))),
   );
 
-  // A green crosshair: red is the overlay's colour.
-  const nv = new Niivue({ backColor: [0, 0, 0, 1], crosshairColor: [0.1, 0.8, 0.3, 1], show3Dcrosshair: false, isResizeCanvas: true, logLevel: 'error' });
+  let nv = null;
   let overlays = [];
   const applyLayout = () => {
     const types = { axial: nv.sliceTypeAxial, coronal: nv.sliceTypeCoronal, sagittal: nv.sliceTypeSagittal, multiplanar: nv.sliceTypeMultiplanar };
@@ -134,6 +133,10 @@ export async function render(main, args) {
   }
   const closed = { value: false };
   guarded(async () => {
+    const { Niivue } = await import('./vendor/niivue.js');
+    if (closed.value) return;
+    // A green crosshair: red is the overlay's colour.
+    nv = new Niivue({ backColor: [0, 0, 0, 1], crosshairColor: [0.1, 0.8, 0.3, 1], show3Dcrosshair: false, isResizeCanvas: true, logLevel: 'error' });
     await nv.attachToCanvas(canvas);
     const [, found] = await Promise.all([
       nv.loadVolumes([volume(record, { colormap: 'gray' })]),
@@ -150,18 +153,24 @@ export async function render(main, args) {
     } else {
       ready(isDerivative ? 'A derivative image' : 'No mask or segmentation of this session yet');
     }
-  }).catch(() => {});
-  layout.addEventListener('change', () => { applyLayout(); ready(viewerState.textContent); });
-  overlaySelect.addEventListener('change', () => guarded(showOverlay));
+  }).then(() => {
+    if (!nv) viewerState.textContent = 'The viewer could not start.';
+  });
+  layout.addEventListener('change', () => {
+    if (!nv) return;
+    applyLayout();
+    ready(viewerState.textContent);
+  });
+  overlaySelect.addEventListener('change', () => nv && guarded(showOverlay));
   opacity.addEventListener('input', () => {
     opacityValue.textContent = Number(opacity.value).toFixed(2);
-    if (nv.volumes.length > 1) {
+    if (nv && nv.volumes.length > 1) {
       nv.setOpacity(1, Number(opacity.value));
       ready(viewerState.textContent);
     }
   });
   colormap.addEventListener('change', () => {
-    if (nv.volumes.length > 1) {
+    if (nv && nv.volumes.length > 1) {
       nv.setColormap(nv.volumes[1].id, colormap.value);
       ready(viewerState.textContent);
     }
@@ -169,7 +178,7 @@ export async function render(main, args) {
   return () => {
     closed.value = true;
     try {
-      nv.cleanup();
+      if (nv) nv.cleanup();
     } catch {
       /* already gone */
     }

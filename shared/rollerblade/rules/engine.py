@@ -8,15 +8,28 @@ from typing import Any
 
 from rollerblade.analyses.spec import AnalysisSpec
 from rollerblade.query import ast
+from rollerblade.query.evaluate import Matcher
 from rollerblade.rules.model import Rule, Trigger
 
 
 def fired(rules: Sequence[Rule], trigger: Trigger, of: str | None, flat: Mapping[str, Any]) -> list[Rule]:
     """The rules ``trigger`` (of the Analysis ``of`` for job events) fires for one record's
-    flat view: their ``on`` and ``of`` agree and their ``when`` matches."""
-    return [
-        rule for rule in rules if rule.on == trigger and (rule.of is None or rule.of == of) and rule.when_matcher(flat)
-    ]
+    flat view: their ``on`` and ``of`` agree and their ``when`` matches. A term several
+    rules AND (``extension=.nii.gz``, ``NOT exists(analysis)``) is evaluated once."""
+    answers: dict[Matcher, bool] = {}
+    found = []
+    for rule in rules:
+        if rule.on != trigger or (rule.of is not None and rule.of != of):
+            continue
+        for term in rule.when_parts:
+            answer = answers.get(term)
+            if answer is None:
+                answer = answers[term] = term(flat)
+            if not answer:
+                break
+        else:
+            found.append(rule)
+    return found
 
 
 def effective_spec(spec: AnalysisSpec, rule: Rule) -> AnalysisSpec:

@@ -103,6 +103,13 @@ class Rule:
     def when_matcher(self) -> Matcher:  # kept on the rule: every event asks every rule
         return query_matcher(self.when)
 
+    @functools.cached_property
+    def when_parts(self) -> tuple[Matcher, ...]:
+        """The matchers of the terms ``when`` ANDs together (all must match); rules sharing
+        a term (``extension=.nii.gz``) share its matcher, so one record asks it once."""
+        node = self.when_node
+        return tuple(matcher(_unplaced(item)) for item in (node.items if isinstance(node, ast.And) else (node,)))
+
     @property
     def requires_node(self) -> ast.Node | None:
         return parsed_query(self.requires) if self.requires.strip() else None
@@ -147,6 +154,24 @@ def query_matcher(text: str, *, usable: bool = False) -> Matcher:
             node = ast.And((node, ast.Not(ast.Exists(ast.Field("error", 0)))))
         found = _MATCHERS[(text, usable)] = matcher(node)
     return found
+
+
+def _unplaced(node: ast.Node) -> ast.Node:
+    """``node`` with every source position 0: the same term at two places is one node."""
+    if isinstance(node, ast.Compare):
+        value = ast.Value(node.value.text, node.value.number, 0)
+        return ast.Compare(ast.Field(node.field.name, 0), node.op, value)
+    if isinstance(node, ast.In):
+        return ast.In(ast.Field(node.field.name, 0), tuple(ast.Value(v.text, v.number, 0) for v in node.values))
+    if isinstance(node, ast.Exists):
+        return ast.Exists(ast.Field(node.field.name, 0))
+    if isinstance(node, ast.And):
+        return ast.And(tuple(_unplaced(item) for item in node.items))
+    if isinstance(node, ast.Or):
+        return ast.Or(tuple(_unplaced(item) for item in node.items))
+    if isinstance(node, ast.Not):
+        return ast.Not(_unplaced(node.item))
+    return node
 
 
 def parsed_query(text: str) -> ast.Node:

@@ -80,6 +80,9 @@ export async function render(main, args) {
     main.append(h('h1', {}, 'Scan'), h('p', {}, 'Open a scan from the ', h('a', { href: '#/query' }, 'query results'), '.'));
     return undefined;
   }
+  // NiiVue (3 MB) starts loading while the record is fetched; a failure shows in the viewer.
+  const niivue = import('./vendor/niivue.js');
+  niivue.catch(() => {});
   const record = await api(`/records/${encodeURIComponent(dataset)}/${path.split('/').map(encodeURIComponent).join('/')}`);
   const isDerivative = !!analysisOf(record.path);
   const canvas = h('canvas', { class: 'niivue', 'aria-label': `Slices of ${basename(record.path)}`, role: 'img' });
@@ -133,7 +136,7 @@ export async function render(main, args) {
   }
   const closed = { value: false };
   guarded(async () => {
-    const { Niivue } = await import('./vendor/niivue.js');
+    const { Niivue } = await niivue;
     if (closed.value) return;
     // A green crosshair: red is the overlay's colour.
     nv = new Niivue({ backColor: [0, 0, 0, 1], crosshairColor: [0.1, 0.8, 0.3, 1], show3Dcrosshair: false, isResizeCanvas: true, logLevel: 'error' });

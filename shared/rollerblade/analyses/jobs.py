@@ -123,7 +123,8 @@ class JobRecord:
     tags: tuple[str, ...] = ()  # tags applied to its derivatives
 
     def to_doc(self) -> dict[str, Any]:
-        doc = {name: getattr(self, name) for name in _JOB_FIELDS}  # asdict deep-copies: slow
+        values = vars(self)  # the fields, as __init__ set them (asdict deep-copies: slow)
+        doc = {name: values[name] for name in _JOB_FIELDS}
         doc["params"] = _plain_copy(self.params)
         doc["sources"], doc["outputs"], doc["tags"] = list(self.sources), list(self.outputs), list(self.tags)
         return doc

@@ -8,6 +8,7 @@ for "did you mean" suggestions). WAL mode; one writer at a time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sqlite3
@@ -157,18 +158,15 @@ class SqliteIndex(Index):
     def close(self) -> None:
         self._db.close()
 
-    def _write(self, statements: Iterable[tuple[str, Sequence[Any] | Iterable[Sequence[Any]], bool]]) -> list[int]:
-        """Run the statements in one write transaction; returns each one's row count."""
-        counts: list[int] = []
+    @contextlib.contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: nobody else writes until it ends);
+        rolled back on any error; a busy database is a :class:`TemporaryError`."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    for sql, params, many in statements:
-                        if many:
-                            counts.append(self._db.executemany(sql, params).rowcount)
-                        else:
-                            counts.append(self._db.execute(sql, params).rowcount)  # type: ignore[arg-type]
+                    yield self._db
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
@@ -177,6 +175,16 @@ class SqliteIndex(Index):
                 if "locked" in str(e) or "busy" in str(e):
                     raise TemporaryError(f"index {self.path} is busy: {e}", delay=0.5) from e
                 raise
+
+    def _write(self, statements: Iterable[tuple[str, Sequence[Any] | Iterable[Sequence[Any]], bool]]) -> list[int]:
+        """Run the statements in one write transaction; returns each one's row count."""
+        counts: list[int] = []
+        with self._immediate() as db:
+            for sql, params, many in statements:
+                if many:
+                    counts.append(db.executemany(sql, params).rowcount)
+                else:
+                    counts.append(db.execute(sql, params).rowcount)  # type: ignore[arg-type]
         return counts
 
     def _record_rows(self, records: Sequence[ScanRecord]) -> tuple[list[tuple[Any, ...]], list[tuple[str, ...]]]:
@@ -409,29 +417,18 @@ class SqliteIndex(Index):
         if not jobs:
             return []
         now = time.time()
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    taken = self._existing_jobs([job.key for job in jobs])
-                    created = []
-                    for job in jobs:
-                        created.append(job.key not in taken)
-                        taken.add(job.key)
-                    rows = [
-                        (job.key, job.analysis, job.state, now, _job_text(job))
-                        for job, new in zip(jobs, created, strict=True)
-                        if new
-                    ]
-                    self._db.executemany("INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?)", rows)
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.OperationalError as e:
-                if "locked" in str(e) or "busy" in str(e):
-                    raise TemporaryError(f"index {self.path} is busy: {e}", delay=0.5) from e
-                raise
+        with self._immediate() as db:
+            taken = self._existing_jobs([job.key for job in jobs])
+            created = []
+            for job in jobs:
+                created.append(job.key not in taken)
+                taken.add(job.key)
+            rows = [
+                (job.key, job.analysis, job.state, now, _job_text(job))
+                for job, new in zip(jobs, created, strict=True)
+                if new
+            ]
+            db.executemany("INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?)", rows)
         return created
 
     def _existing_jobs(self, keys: Sequence[str]) -> set[str]:

@@ -167,13 +167,16 @@ NIIVUE_ALONE = """async ([path, key]) => {
   const attach = performance.now() - t0;
   t0 = performance.now();
   await nv.loadVolumes([{ url: '/v1/files/big/' + path, name: 'x.nii.gz', headers, colormap: 'gray' }]);
+  const loaded = performance.now() - t0;
+  t0 = performance.now();
   nv.drawScene();
-  return [attach, performance.now() - t0];
+  await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));  // the frame is on screen
+  return [attach, loaded, performance.now() - t0];
 }"""
 
 
 def scan_view(browser: Browser, url: str, token: str, size: int, repeats: int) -> None:
-    drawn, fetched, direct, attach, loaded = [], [], [], [], []
+    drawn, fetched, direct, attach, loaded, framed = [], [], [], [], [], []
     for _ in range(repeats):
         page = logged_in(browser, token)
         page.goto(f"{url}/#/scan/big/{BIG}")
@@ -195,9 +198,10 @@ def scan_view(browser: Browser, url: str, token: str, size: int, repeats: int) -
         page = logged_in(browser, token)
         page.goto(f"{url}/#/datasets")
         page.locator("main table tbody tr").first.wait_for()
-        setup, load_ms = page.evaluate(NIIVUE_ALONE, [BIG, TOKEN_KEY])
+        setup, load_ms, frame_ms = page.evaluate(NIIVUE_ALONE, [BIG, TOKEN_KEY])
         attach.append(setup)
         loaded.append(load_ms)
+        framed.append(frame_ms)
         page.context.close()
         t0 = time.perf_counter()
         httpx.get(f"{url}/v1/files/big/{BIG}", headers={"Authorization": f"Bearer {token}"}, trust_env=False)
@@ -206,7 +210,8 @@ def scan_view(browser: Browser, url: str, token: str, size: int, repeats: int) -
     print(f"   baseline: the same bytes fetched in the page          {quantiles(fetched)}")
     print(f"   baseline: the same bytes over httpx                   {quantiles(direct)}")
     print(f"   NiiVue alone in a page: WebGL set-up (attachToCanvas) {quantiles(attach)}")
-    print(f"   NiiVue alone in a page: load, decode, draw the volume {quantiles(loaded)}")
+    print(f"   NiiVue alone in a page: fetch and decode the volume   {quantiles(loaded)}")
+    print(f"   NiiVue alone in a page: its first frame on screen     {quantiles(framed)}")
     print(f"   target: < 2000 ms: {'met' if statistics.median(drawn) < 2000 else 'NOT met'}")
 
 

@@ -7,6 +7,7 @@ import binascii
 import json
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
@@ -28,6 +29,7 @@ from rollerblade.api.schemas import (
 from rollerblade.errors import InputError
 from rollerblade.pipeline import usecases_data
 from rollerblade.pipeline.services import Services
+from rollerblade.records import ScanRecord
 
 router = APIRouter(tags=["data"])
 Who = Annotated[Principal, Depends(principal)]
@@ -72,18 +74,25 @@ def dataset_summary(request: Request, who: Who, name: Annotated[str, Path(max_le
     return usecases_data.dataset_summary(services_of(request), who, layout.check_dataset_name(name))
 
 
+def record_page(records: list[ScanRecord], next_cursor: str | None) -> Response:
+    """A page of records as JSON, encoded by orjson straight from the record documents:
+    they are JSON already (the indexer refuses NaN and the like), so the per-field
+    validation a response model does would only cost time (~1.5 ms for 100 records)."""
+    body = {"records": [r.to_doc() for r in records], "next": next_cursor}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
 @router.get("/records", response_model=RecordPage)
-def records(request: Request, who: Who, query: QueryText = "", limit: Limit = PAGE, cursor: str | None = None) -> Doc:
+def records(
+    request: Request, who: Who, query: QueryText = "", limit: Limit = PAGE, cursor: str | None = None
+) -> Response:
     """Records the query selects among the readable ones, in (dataset, path) order, one
     page at a time: pass ``next`` back as ``cursor`` for the next page."""
     after = decode_cursor(cursor) if cursor else None
     found = list(usecases_data.find(services_of(request), who, query, limit=limit + 1, after=after))
     page = found[:limit]
     more = len(found) > limit
-    return {
-        "records": [r.to_doc() for r in page],
-        "next": encode_cursor(page[-1].dataset, page[-1].path) if more else None,
-    }
+    return record_page(page, encode_cursor(page[-1].dataset, page[-1].path) if more else None)
 
 
 @router.get("/count", response_model=Count)

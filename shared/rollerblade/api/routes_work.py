@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from rollerblade.access.model import Principal
 from rollerblade.api.identity import principal
-from rollerblade.api.routes_data import Limit, services_of
+from rollerblade.api.routes_data import Limit, record_page, services_of
 from rollerblade.api.schemas import PAGE, Cancelled, Doc, JobPage, Progress, RecordPage, RuleOut, RunBody, RunStarted
 from rollerblade.errors import InputError
 from rollerblade.pipeline import usecases_work
@@ -119,7 +119,6 @@ def rule(request: Request, who: Who, name: Name) -> Doc:
 @router.get("/tags/{tag}", response_model=RecordPage, tags=["rules"])
 def tagged(
     request: Request, who: Who, tag: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")], limit: Limit = PAGE
-) -> Doc:
+) -> Response:
     """Readable derivatives carrying a tag (``final``, ``display`` ...)."""
-    found = usecases_work.tagged(services_of(request), who, tag, limit=limit)
-    return {"records": [r.to_doc() for r in found], "next": None}
+    return record_page(usecases_work.tagged(services_of(request), who, tag, limit=limit), None)

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from rollerblade.access.model import User
 from rollerblade.access.ports import AccessStore
@@ -131,3 +132,16 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     admins(s.access)
     yield s
     s.close()
+
+
+#: Debian's Chromium (scripts/setup.sh installs it); Playwright never downloads a browser.
+CHROMIUM = "/usr/lib/chromium/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the session, driven by Playwright (software WebGL)."""
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield launched
+        launched.close()

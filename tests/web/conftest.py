@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request
 
 from rollerblade.access.model import Principal
 from rollerblade.demo.cohort import DEMO, write_cohort
@@ -40,7 +40,6 @@ from rollerblade.stack import open_stack
 from tests.conftest import ACTOR, ROOT, admins
 from tests.e2e.test_serve_http import ENV, free_port
 
-CHROMIUM = "/usr/lib/chromium/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 ADMIN = Principal(ACTOR, "user", admin=True)
 ALICE = Principal("alice", "user")
@@ -151,14 +150,6 @@ def web_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebSite]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 @dataclasses.dataclass

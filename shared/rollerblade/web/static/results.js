@@ -6,6 +6,8 @@ import { api, fileRoute, objectUrl, saveBlob } from './api.js';
 import { scatter } from './plots.js';
 import { analysisOf, basename, field, fmt, guarded, h, scanHref, select, table } from './dom.js';
 
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 //: Provenance keys: numbers, but not results.
 const NOT_VALUES = new Set(['ExitCode', 'AnalysisVersion', 'StartTime', 'EndTime']);
 
@@ -62,7 +64,7 @@ export async function render(main) {
   csvButton.addEventListener('click', () => saveBlob(new Blob([toCsv(rows, keys)], { type: 'text/csv' }), 'final-results.csv'));
   main.append(h('section', { 'aria-labelledby': 'cohort-title' },
     h('h2', { id: 'cohort-title' }, 'Cohort'),
-    h('p', {}, `${final.records.length} final derivatives of ${rows.length} sessions.`, ' ', rows.length ? csvButton : null),
+    h('p', {}, `${plural(final.records.length, 'final derivative')} of ${plural(rows.length, 'session')}.`, ' ', rows.length ? csvButton : null),
     table('Final values per participant and session', [
       { label: 'Dataset', value: (r) => r.dataset },
       { label: 'sub', value: (r) => r.sub },
@@ -82,7 +84,7 @@ export async function render(main) {
       const points = rows.filter((r) => r.age !== null && r.values[choice.value] !== undefined)
         .map((r) => ({ x: r.age, y: r.values[choice.value], group: r.dataset, label: `${r.dataset} sub-${r.sub}${r.ses ? ` ses-${r.ses}` : ''}` }));
       plotSlot.replaceChildren(h('figure', {}, scatter(points, { title: `${choice.value} against age`, xLabel: 'Age (years)', yLabel: choice.value }),
-        h('figcaption', {}, `${choice.value} against age at the session, one colour per dataset (site); ${points.length} sessions.`)));
+        h('figcaption', {}, `${choice.value} against age at the session, one colour per dataset (site); ${plural(points.length, 'session')}.`)));
     };
     choice.addEventListener('change', draw);
     main.append(h('section', { 'aria-labelledby': 'plot-title' }, h('h2', { id: 'plot-title' }, 'Value against age'),

@@ -323,3 +323,41 @@ def test_job_state_changes_are_compare_and_set_under_concurrency(index: Index) -
     stored_other = index.get_job(key=other.key)
     assert stored_other is not None and stored_other.state == "planned"
     assert sorted(index.get_jobs(keys=[other.key, "x" * 64, job.key, job.key])) == sorted([job.key, other.key])
+
+
+def test_sqlite_slices_of_a_big_dataset_use_the_label_index(tmp_path: Path) -> None:
+    """``dataset=D AND sub IN (...)`` (how rules read a batch's slices) must search the
+    (sub, dataset) index, not walk all of D on the primary key: the index keeps the
+    planner's statistics fresh as records are written (SQLite-only: a query plan)."""
+    index = sqlite_index.SqliteIndex(tmp_path / "index.sqlite")
+    records = [
+        ScanRecord(
+            dataset=name,
+            path=f"sub-{s:03d}/anat/sub-{s:03d}_run-{k}_T1w.nii.gz",
+            entities={"sub": f"{s:03d}", "run": str(k), "suffix": "T1w", "datatype": "anat", "extension": ".nii.gz"},
+            meta={},
+            participant={},
+            session={},
+            image={},
+            file={"generation": 1},
+        )  # fmt: skip
+        for name in ("big", "other")
+        for s in range(150)
+        for k in range(20)
+    ]
+    assert len(records) >= sqlite_index.ANALYZE_EVERY
+    index.put_records(records=records)
+    from rollerblade.adapters.sqlite_query import compile_where
+    from rollerblade.query import ast
+
+    node = ast.And((ast.text_equals("dataset", "big"), ast.one_of("sub", ["010", "011"])))
+    where, params = compile_where(node)
+    plan = " ".join(
+        row[3]
+        for row in index._db.execute(
+            f"EXPLAIN QUERY PLAN SELECT doc FROM records WHERE {where} ORDER BY dataset, path", params
+        )
+    )
+    assert "records_sub_dataset" in plan, plan
+    assert len(list(index.query(node=node))) == 40
+    index.close()

@@ -35,9 +35,15 @@ from rollerblade.query.fields import flatten, number_form, text_form
 from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
 
 # 2: expression indexes on datatype and dir; 3: dataset_fields; 4: text indexes end with
-# the dataset column (access-scoped queries), no expression index on dataset (a column)
-SCHEMA_VERSION = 4
+# the dataset column (access-scoped queries), no expression index on dataset (a column);
+# 5: the planner's statistics (ANALYZE) taken at migration and kept fresh by writes
+SCHEMA_VERSION = 5
 _OLD_INDEXES = ("dataset", "suffix", "sub", "ses", "task", "datatype", "dir")
+#: Rows written between two refreshes of the planner's statistics. Without statistics
+#: SQLite answers ``dataset=D AND sub=S ORDER BY dataset, path`` by walking the whole
+#: dataset on the primary key (10 ms at 7,200 records) instead of the (sub, dataset)
+#: index (0.06 ms).
+ANALYZE_EVERY = 5_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -131,6 +137,7 @@ class SqliteIndex(Index):
             self._create_schema()
         self._fields: set[str] = {row[0] for row in self._db.execute("SELECT name FROM fields")}
         self._holders: dict[str, set[str]] | None = None  # field -> datasets, read on first use
+        self._unanalyzed = 0  # rows written since the statistics were taken
         self._big_docs: dict[str, MetadataFile] = {}  # stored text -> decoded (see _metadata_doc)
 
     def __repr__(self) -> str:
@@ -154,6 +161,7 @@ class SqliteIndex(Index):
             for field in INDEXED_NUMBER_FIELDS:
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS records_n_{field} ON records ({number_expr(field)})")
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._analyze()
 
     def close(self) -> None:
         self._db.close()
@@ -185,7 +193,23 @@ class SqliteIndex(Index):
                     counts.append(db.executemany(sql, params).rowcount)
                 else:
                     counts.append(db.execute(sql, params).rowcount)  # type: ignore[arg-type]
+        self._unanalyzed += sum(max(c, 0) for c in counts)
+        if self._unanalyzed >= ANALYZE_EVERY:
+            self._analyze()
         return counts
+
+    def _analyze(self) -> None:
+        """Refresh the query planner's statistics from a sample (a few ms at any size); a
+        busy database skips it until the next batch of writes."""
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA analysis_limit=1000")
+                self._db.execute("ANALYZE")
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                return
+        self._unanalyzed = 0
 
     def _record_rows(self, records: Sequence[ScanRecord]) -> tuple[list[tuple[Any, ...]], list[tuple[str, ...]]]:
         """Rows of ``records`` and the statement noting their new fields."""

@@ -328,9 +328,7 @@ class _Slices:
     """The records around the triggering records of a batch of events. A scan slice is the
     record itself; a session or subject slice is filtered in Python from its participant's
     records (raw and derivatives). The participants a batch needs are read together: one
-    indexed query per 30 participant labels (Firestore's ``IN`` limit), by label alone,
-    kept only for the datasets asked (a condition on the dataset too makes SQLite scan
-    the whole dataset in path order instead of using the label's index)."""
+    indexed query per dataset and 30 participant labels (Firestore's ``IN`` limit)."""
 
     BATCH = 30
 
@@ -351,19 +349,23 @@ class _Slices:
             self._wanted.setdefault(sub, set()).add(record.dataset)
 
     def _read(self) -> None:
-        labels = sorted(self._wanted)
-        wanted, self._wanted = self._wanted, {}
-        for dataset_sub in ((d, sub) for sub in labels for d in wanted[sub]):
-            self._by_subject.setdefault(dataset_sub, [])
-        for start in range(0, len(labels), self.BATCH):
-            chunk = labels[start : start + self.BATCH]
-            node = ast.text_equals("sub", chunk[0]) if len(chunk) == 1 else ast.one_of("sub", chunk)
-            for record in self.services.index.query(node=node):
-                sub = record.entities.get("sub")
-                if sub is not None and record.dataset in wanted.get(sub, ()):
-                    known = self._flat.get((record.dataset, record.path))
-                    pair = known if known is not None and known[0] == record else (record, flatten(record))
-                    self._by_subject[(record.dataset, sub)].append(pair)
+        by_dataset: dict[str, list[str]] = {}
+        for sub, datasets in self._wanted.items():
+            for dataset in datasets:
+                by_dataset.setdefault(dataset, []).append(sub)
+                self._by_subject.setdefault((dataset, sub), [])
+        self._wanted = {}
+        for dataset, labels in sorted(by_dataset.items()):
+            labels.sort()
+            for start in range(0, len(labels), self.BATCH):
+                chunk = labels[start : start + self.BATCH]
+                node = ast.And((ast.text_equals("dataset", dataset), ast.one_of("sub", chunk)))
+                for record in self.services.index.query(node=node):
+                    label = record.entities.get("sub")
+                    if label is not None:
+                        known = self._flat.get((record.dataset, record.path))
+                        pair = known if known is not None and known[0] == record else (record, flatten(record))
+                        self._by_subject[(record.dataset, label)].append(pair)
 
     def around(self, kind: str, record: ScanRecord, flat: dict[str, Any]) -> list[tuple[ScanRecord, dict[str, Any]]]:
         """(record, flat view) of each record of the slice."""

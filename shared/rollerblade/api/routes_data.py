@@ -35,6 +35,8 @@ router = APIRouter(tags=["data"])
 Who = Annotated[Principal, Depends(principal)]
 QueryText = Annotated[str, Query(max_length=MAX_QUERY, description="An aBIDS query (empty: everything readable).")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size (at most {MAX_PAGE}).")]
+DatasetName = Annotated[str, Path(max_length=200)]
+RecordPath = Annotated[str, Path(max_length=1000)]
 
 
 def services_of(request: Request) -> Services:
@@ -63,12 +65,12 @@ def datasets(request: Request, who: Who) -> list[Doc]:
 
 
 @router.get("/datasets/{name}", response_model=DatasetOut)
-def dataset(request: Request, who: Who, name: Annotated[str, Path(max_length=200)]) -> Doc:
+def dataset(request: Request, who: Who, name: DatasetName) -> Doc:
     return usecases_data.get_dataset(services_of(request), who, layout.check_dataset_name(name)).to_doc()
 
 
 @router.get("/datasets/{name}/summary", response_model=DatasetSummaryOut)
-def dataset_summary(request: Request, who: Who, name: Annotated[str, Path(max_length=200)]) -> Doc:
+def dataset_summary(request: Request, who: Who, name: DatasetName) -> Doc:
     """A dataset at a glance: counts, participants' ages and sexes, sessions, managers,
     and the files with index errors or warnings (at most 500)."""
     return usecases_data.dataset_summary(services_of(request), who, layout.check_dataset_name(name))
@@ -111,8 +113,8 @@ def fields(request: Request, who: Who) -> Doc:
 def record(
     request: Request,
     who: Who,
-    dataset: Annotated[str, Path(max_length=200)],
-    path: Annotated[str, Path(max_length=1000)],
+    dataset: DatasetName,
+    path: RecordPath,
 ) -> Doc:
     """Everything the index knows about one file (as ``rollerblade show``)."""
     name = layout.check_dataset_name(dataset)
@@ -136,8 +138,8 @@ MEDIA_TYPES = {
 def file(
     request: Request,
     who: Who,
-    dataset: Annotated[str, Path(max_length=200)],
-    path: Annotated[str, Path(max_length=1000)],
+    dataset: DatasetName,
+    path: RecordPath,
 ) -> Response:
     """The bytes of one indexed file (a scan for the viewer, a QC image)."""
     name, relative = layout.check_dataset_name(dataset), layout.check_relative_path(path)

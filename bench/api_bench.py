@@ -41,7 +41,7 @@ import psutil
 
 from rollerblade.access.model import Principal
 from rollerblade.adapters import local_dir, sqlite_index
-from rollerblade.adapters.sqlite_query import compile_where
+from rollerblade.adapters.sqlite_query import select
 from rollerblade.demo.cohort import FULL, SITES, make_participants, write_dataset
 from rollerblade.pipeline import querying, reindex, sharing, usecases_data
 from rollerblade.pipeline.services import Services
@@ -338,9 +338,8 @@ def steps(stack: Stack, who: dict[str, Principal], query: str, kind: str) -> Non
         readable = guard.readable(person)
         scoped = guard.scope(person, querying.compile_query(query, index=index, datasets=readable))
         assert scoped is not None
-        where, params = compile_where(scoped)
-        tail = "" if kind == "count" else " ORDER BY dataset, path LIMIT 101"
-        sql = f"SELECT {'count(*)' if kind == 'count' else 'doc'} FROM records WHERE {where}{tail}"
+        sql, params = select(scoped, "count(*)" if kind == "count" else "r.doc")
+        sql += "" if kind == "count" else " ORDER BY r.dataset, r.path LIMIT 101"
         variants = {"SQL": sql}
         parts = {
             "grants": median_ms(lambda p=person: guard.readable(p), 20),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from rollerblade.analyses.jobs import JobEnded, JobRecord
 from rollerblade.analyses.spec import Resources
@@ -86,6 +86,13 @@ class Index(abc.ABC):
     :func:`rollerblade.query.evaluate.matches` answers over :func:`~rollerblade.query.fields.flatten`
     of every record, whatever the backend compiles natively.
     """
+
+    #: True when records hold their inherited metadata (sidecars, participant and session
+    #: rows) by reference, resolved from the stored metadata files: a metadata change then
+    #: reaches every record it feeds within :meth:`put_metadata` / :meth:`delete_metadata`,
+    #: and nothing needs to rewrite them. False: records are snapshots that the metadata
+    #: handlers recompute (:meth:`refresh_records`).
+    resolves_metadata: ClassVar[bool] = False
 
     # -- records -------------------------------------------------------------------
     @abc.abstractmethod

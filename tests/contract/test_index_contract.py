@@ -347,17 +347,12 @@ def test_sqlite_slices_of_a_big_dataset_use_the_label_index(tmp_path: Path) -> N
     ]
     assert len(records) >= sqlite_index.ANALYZE_EVERY
     index.put_records(records=records)
-    from rollerblade.adapters.sqlite_query import compile_where
+    from rollerblade.adapters.sqlite_query import select
     from rollerblade.query import ast
 
     node = ast.And((ast.text_equals("dataset", "big"), ast.one_of("sub", ["010", "011"])))
-    where, params = compile_where(node)
-    plan = " ".join(
-        row[3]
-        for row in index._db.execute(
-            f"EXPLAIN QUERY PLAN SELECT doc FROM records WHERE {where} ORDER BY dataset, path", params
-        )
-    )
+    sql, params = select(node, "r.doc")
+    plan = " ".join(row[3] for row in index._db.execute(f"EXPLAIN QUERY PLAN {sql} ORDER BY r.dataset, r.path", params))
     assert "records_sub_dataset" in plan, plan
     assert len(list(index.query(node=node))) == 40
     index.close()

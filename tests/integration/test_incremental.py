@@ -89,5 +89,7 @@ def test_a_sidecar_only_touches_records_with_its_suffix(stack: Stack, real_cohor
     outcome = index_object(
         ObjectEvent("created", key, info.generation), storage=stack.storage, index=stack.index, actor=ACTOR
     )
-    assert outcome.refreshed == 1
+    assert outcome.action == "metadata"
+    t1_record = stack.index.get_record(dataset="ds", path=t1)
+    assert t1_record is not None and t1_record.meta["MagneticFieldStrength"] == 3
     assert bold(stack)["meta"] == {}

@@ -1,14 +1,18 @@
 """The Index port on one SQLite file (the embedded default).
 
-Tables: ``records`` (one row per data file: the record document plus its flat query view
-as JSON ``s``/``n``, see :mod:`rollerblade.adapters.sqlite_query`), ``metadata`` (sidecars
-and tables by folder), ``datasets`` and ``fields`` (every flat field name ever written,
-for "did you mean" suggestions). WAL mode; one writer at a time.
+Tables: ``records`` (one row per data file: what is its own, as a document plus its flat
+query view as JSON ``s``/``n``, see :mod:`rollerblade.adapters.sqlite_query`, and the ids
+of the layers it inherits), ``layers`` (inherited metadata stored once: merged sidecar
+chains, own sidecars, participant and session rows, see
+:mod:`rollerblade.adapters.sqlite_layers`), ``metadata`` (sidecars and tables by folder),
+``datasets`` and ``fields`` (every flat field name ever written, for "did you mean"
+suggestions). WAL mode; one writer at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import sqlite3
@@ -20,11 +24,12 @@ from typing import Any
 
 import orjson
 
+from rollerblade.adapters.sqlite_layers import LAYERS_SCHEMA, LayerWriter, resolve
 from rollerblade.adapters.sqlite_query import (
     INDEXED_NUMBER_FIELDS,
     INDEXED_TEXT_FIELDS,
-    compile_where,
     number_expr,
+    select,
     text_expr,
 )
 from rollerblade.analyses.jobs import JobRecord
@@ -36,8 +41,9 @@ from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
 
 # 2: expression indexes on datatype and dir; 3: dataset_fields; 4: text indexes end with
 # the dataset column (access-scoped queries), no expression index on dataset (a column);
-# 5: the planner's statistics (ANALYZE) taken at migration and kept fresh by writes
-SCHEMA_VERSION = 5
+# 5: the planner's statistics (ANALYZE) taken at migration and kept fresh by writes;
+# 6: metadata by reference (layers; records hold only what is their own)
+SCHEMA_VERSION = 6
 _OLD_INDEXES = ("dataset", "suffix", "sub", "ses", "task", "datatype", "dir")
 #: Rows written between two refreshes of the planner's statistics. Without statistics
 #: SQLite answers ``dataset=D AND sub=S ORDER BY dataset, path`` by walking the whole
@@ -53,6 +59,10 @@ CREATE TABLE IF NOT EXISTS records (
     doc TEXT NOT NULL,
     s TEXT NOT NULL,
     n TEXT NOT NULL,
+    m INTEGER,
+    o INTEGER,
+    p INTEGER,
+    q INTEGER,
     PRIMARY KEY (dataset, path)
 );
 CREATE TABLE IF NOT EXISTS metadata (
@@ -100,10 +110,34 @@ def _encode(value: Any) -> str:
 
 
 def _views(record: ScanRecord) -> tuple[str, str, set[str]]:
-    flat = flatten(record)
+    """The flat views of what is the record's own (its inherited parts are layers)."""
+    flat = flatten(dataclasses.replace(record, meta={}, participant={}, session={}))
     numbers = {k: x for k, v in flat.items() if (x := number_form(v)) is not None and math.isfinite(x)}
     texts = {k: text_form(v) for k, v in flat.items()}
     return _encode(texts), _encode(numbers), set(flat)
+
+
+def _own_doc(record: ScanRecord) -> dict[str, Any]:
+    """The stored document of a record: all of :class:`~rollerblade.records.RecordDoc` but
+    what it inherits (``meta``, ``participant``, ``session``: its layers)."""
+    return {
+        "dataset": record.dataset,
+        "path": record.path,
+        "entities": dict(record.entities),
+        "image": dict(record.image),
+        "file": dict(record.file),
+        "error": record.error,
+        "warning": record.warning,
+    }
+
+
+def _metadata_text(file: MetadataFile) -> str:
+    """A metadata file as stored: :meth:`MetadataFile.to_doc` without its deep copy."""
+    return _encode({field.name: getattr(file, field.name) for field in dataclasses.fields(file)})
+
+
+_INSERT_RECORD = "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_RECORD_COLUMNS = "r.doc, r.m, r.o, r.p, r.q"
 
 
 def _job_text(job: JobRecord) -> str:
@@ -123,6 +157,14 @@ def _finite(value: Any) -> bool:
     return True
 
 
+def _rows(table: MetadataFile | None) -> Mapping[str, Any]:
+    """The rows of a participants or sessions table by id (none when missing or unread)."""
+    if table is None or not isinstance(table.content, dict):
+        return {}
+    rows = table.content.get("rows", {})
+    return rows if isinstance(rows, dict) else {}
+
+
 class SqliteIndex(Index):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -133,12 +175,13 @@ class SqliteIndex(Index):
         self._db.execute("PRAGMA synchronous=NORMAL")
         # An index at the current schema is opened without writing anything, so readers
         # (query, show, download) never wait for, nor fail on, a writer's transaction.
-        if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            self._create_schema()
-        self._fields: set[str] = {row[0] for row in self._db.execute("SELECT name FROM fields")}
         self._holders: dict[str, set[str]] | None = None  # field -> datasets, read on first use
         self._unanalyzed = 0  # rows written since the statistics were taken
         self._big_docs: dict[str, MetadataFile] = {}  # stored text -> decoded (see _metadata_doc)
+        self._fields: set[str] = set()
+        if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            self._create_schema()
+        self._fields = {row[0] for row in self._db.execute("SELECT name FROM fields")}
 
     def __repr__(self) -> str:
         return f"SqliteIndex({self.path!r})"
@@ -146,7 +189,7 @@ class SqliteIndex(Index):
     def _create_schema(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         with self._db:
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA + LAYERS_SCHEMA)
             # fields per dataset (schema 3): filled from the records an older index holds
             self._db.execute(
                 "INSERT OR IGNORE INTO dataset_fields SELECT DISTINCT records.dataset, each.key "
@@ -160,8 +203,20 @@ class SqliteIndex(Index):
                 )
             for field in INDEXED_NUMBER_FIELDS:
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS records_n_{field} ON records ({number_expr(field)})")
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._by_reference()
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._analyze()
+
+    def _by_reference(self) -> None:
+        """Schema <= 5 kept each record's metadata in the record: store it by reference."""
+        if "m" in {row[1] for row in self._db.execute("PRAGMA table_info(records)")}:
+            return
+        with self._immediate() as db:
+            for column in ("m", "o", "p", "q"):
+                db.execute(f"ALTER TABLE records ADD COLUMN {column} INTEGER")
+            rows = db.execute("SELECT doc FROM records ORDER BY dataset, path")
+            while batch := rows.fetchmany(5_000):
+                self._store(db, [ScanRecord.from_decoded(_decode(doc)) for (doc,) in batch])
 
     def close(self) -> None:
         self._db.close()
@@ -211,20 +266,83 @@ class SqliteIndex(Index):
                 return
         self._unanalyzed = 0
 
-    def _record_rows(self, records: Sequence[ScanRecord]) -> tuple[list[tuple[Any, ...]], list[tuple[str, ...]]]:
-        """Rows of ``records`` and the statement noting their new fields."""
+    def _store(
+        self,
+        db: sqlite3.Connection,
+        records: Sequence[ScanRecord],
+        *,
+        refresh: bool = False,
+        metadata: Sequence[MetadataFile] | None = None,
+    ) -> int:
+        """Write ``records`` with their layers inside the caller's transaction; returns
+        how many rows were written (``refresh``: only where the stored generation is not
+        newer, see :meth:`refresh_records`; ``metadata``: all that their one dataset has)."""
+        if refresh:  # decided before any layer is written: a record's own layers are shared by its versions
+            records = [r for r in records if self._stored_generation(db, r.dataset, r.path) in range(r.generation + 1)]
+        writers: dict[str, LayerWriter] = {}
         rows = []
-        holders = self._field_datasets()
-        new_pairs: set[tuple[str, str]] = set()
+        names: set[tuple[str, str]] = set()
         for record in records:
-            s, n, names = _views(record)
-            new_pairs.update((record.dataset, name) for name in names if record.dataset not in holders.get(name, ()))
-            doc = _encode(record.to_doc())
-            rows.append((record.dataset, record.path, record.generation, doc, s, n))
+            writer = writers.get(record.dataset)
+            if writer is None:
+                writer = writers[record.dataset] = LayerWriter(db, record.dataset, _decode, files=metadata)
+            refs = writer.refs(record)
+            s, n, own = _views(record)
+            names.update((record.dataset, name) for name in own)
+            rows.append((record.dataset, record.path, record.generation, _encode(_own_doc(record)), s, n, *refs))
+        for writer in writers.values():
+            names.update((writer.dataset, name) for name in writer.fields)
+        self._note_fields(db, names)
+        if refresh:
+            sql = (
+                "UPDATE records SET generation = ?, doc = ?, s = ?, n = ?, m = ?, o = ?, p = ?, q = ? "
+                "WHERE dataset = ? AND path = ? AND generation <= ?"
+            )
+            params = [(g, doc, s, n, m, o, p, q, d, path, g) for d, path, g, doc, s, n, m, o, p, q in rows]
+            return db.executemany(sql, params).rowcount
+        return db.executemany(_INSERT_RECORD, rows).rowcount
+
+    @staticmethod
+    def _stored_generation(db: sqlite3.Connection, dataset: str, path: str) -> int:
+        row = db.execute("SELECT generation FROM records WHERE dataset = ? AND path = ?", (dataset, path)).fetchone()
+        return int(row[0]) if row else -1
+
+    def _note_fields(self, db: sqlite3.Connection, names: set[tuple[str, str]]) -> None:
+        """Record which datasets have which fields (for suggestions and access scoping)."""
+        holders = self._field_datasets()
+        new_pairs = sorted((dataset, name) for dataset, name in names if dataset not in holders.get(name, ()))
+        db.executemany("INSERT OR IGNORE INTO dataset_fields VALUES (?, ?)", new_pairs)
+        db.executemany("INSERT OR IGNORE INTO fields VALUES (?)", [(name,) for _, name in new_pairs])
         for dataset, name in new_pairs:
             holders.setdefault(name, set()).add(dataset)
         self._fields |= {name for _, name in new_pairs}
-        return rows, sorted(new_pairs)
+
+    def _counted(self, written: int) -> None:
+        self._unanalyzed += max(written, 0)
+        if self._unanalyzed >= ANALYZE_EVERY:
+            self._analyze()
+
+    def _resolved(self, rows: Iterable[Sequence[Any]]) -> Iterator[ScanRecord]:
+        """Records from ``(doc, m, o, p, q)`` rows, each layer read and decoded once."""
+        layers: dict[int, dict[str, Any]] = {}
+        batch: list[Sequence[Any]] = []
+
+        def flush() -> Iterator[ScanRecord]:
+            missing = sorted({ref for row in batch for ref in row[1:] if ref is not None and ref not in layers})
+            for start in range(0, len(missing), 500):
+                chunk = missing[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                for layer, doc in self._db.execute(f"SELECT id, doc FROM layers WHERE id IN ({marks})", chunk):  # noqa: S608
+                    layers[layer] = _decode(doc)
+            for doc, *refs in batch:
+                yield ScanRecord.from_decoded(resolve(_decode(doc), layers, refs))
+            batch.clear()
+
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= 500:
+                yield from flush()
+        yield from flush()
 
     def _field_datasets(self) -> dict[str, set[str]]:
         """Field name -> the datasets whose records have it (from ``dataset_fields``)."""
@@ -236,60 +354,62 @@ class SqliteIndex(Index):
         return self._holders
 
     # -- records -------------------------------------------------------------------
+    #: Metadata changes reach the records through their layers (see sqlite_layers): a
+    #: metadata change needs no record rewritten.
+    resolves_metadata = True
+
     def put_records(self, *, records: Sequence[ScanRecord]) -> None:
-        rows, fields = self._record_rows(records)
-        self._write(
-            [
-                ("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", rows, True),
-                ("INSERT OR IGNORE INTO dataset_fields VALUES (?, ?)", fields, True),
-                ("INSERT OR IGNORE INTO fields VALUES (?)", [(n,) for _, n in fields], True),
-            ]
-        )
+        with self._immediate() as db:
+            written = self._store(db, records)
+            self._drop_inline(db, [(r.dataset, r.path) for r in records])
+        self._counted(written)
 
     def refresh_records(self, *, records: Sequence[ScanRecord]) -> int:
-        rows, fields = self._record_rows(records)
-        updated, *_ = self._write(
-            [
-                (
-                    "UPDATE records SET generation = ?, doc = ?, s = ?, n = ? "
-                    "WHERE dataset = ? AND path = ? AND generation <= ?",
-                    [(g, doc, s, n, d, p, g) for d, p, g, doc, s, n in rows],
-                    True,
-                ),
-                ("INSERT OR IGNORE INTO dataset_fields VALUES (?, ?)", fields, True),
-                ("INSERT OR IGNORE INTO fields VALUES (?)", [(n,) for _, n in fields], True),
-            ]
-        )
+        with self._immediate() as db:
+            updated = self._store(db, records, refresh=True)
+        self._counted(updated)
         return updated
 
     def delete_records(self, *, keys: Sequence[tuple[str, str]]) -> None:
-        self._write([("DELETE FROM records WHERE dataset = ? AND path = ?", list(keys), True)])
+        with self._immediate() as db:
+            db.executemany("DELETE FROM records WHERE dataset = ? AND path = ?", list(keys))
+            self._drop_inline(db, keys)
+
+    @staticmethod
+    def _drop_inline(db: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> None:
+        """Remove the layers of their own that records no longer point at."""
+        db.executemany(
+            "DELETE FROM layers WHERE dataset = ? AND kind IN ('sidecar', 'participant', 'session') AND key = ? "
+            "AND NOT EXISTS (SELECT 1 FROM records WHERE records.dataset = layers.dataset "
+            "AND layers.id IN (records.o, records.p, records.q) AND records.path = ?)",
+            [(dataset, "=" + path, path) for dataset, path in keys],
+        )
 
     def get_record(self, *, dataset: str, path: str) -> ScanRecord | None:
-        row = self._db.execute("SELECT doc FROM records WHERE dataset = ? AND path = ?", (dataset, path)).fetchone()
-        return ScanRecord.from_doc(json.loads(row[0])) if row else None
+        row = self._db.execute(
+            f"SELECT {_RECORD_COLUMNS} FROM records r WHERE dataset = ? AND path = ?", (dataset, path)
+        ).fetchone()
+        return next(self._resolved([row]), None) if row else None
 
     def records(self, *, dataset: str, prefix: str = "") -> Iterator[ScanRecord]:
         # a range on the primary key (dataset, path): LIKE would scan the whole dataset
         cursor = self._db.execute(
-            "SELECT doc FROM records WHERE dataset = ? AND path >= ? AND path < ? ORDER BY path",
+            f"SELECT {_RECORD_COLUMNS} FROM records r WHERE dataset = ? AND path >= ? AND path < ? ORDER BY path",
             (dataset, prefix, prefix + "\U0010ffff"),
         )
-        for (doc,) in cursor:
-            yield ScanRecord.from_decoded(_decode(doc))
+        yield from self._resolved(cursor)
 
     def query(self, *, node: ast.Node, limit: int | None = None) -> Iterator[ScanRecord]:
-        where, params = compile_where(node)
-        sql = f"SELECT doc FROM records WHERE {where} ORDER BY dataset, path"
+        sql, params = select(node, _RECORD_COLUMNS)
+        sql += " ORDER BY r.dataset, r.path"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        for (doc,) in self._db.execute(sql, params):
-            yield ScanRecord.from_decoded(_decode(doc))
+        yield from self._resolved(self._db.execute(sql, params))
 
     def count(self, *, node: ast.Node) -> int:
-        where, params = compile_where(node)
-        return int(self._db.execute(f"SELECT count(*) FROM records WHERE {where}", params).fetchone()[0])
+        sql, params = select(node, "count(*)")
+        return int(self._db.execute(sql, params).fetchone()[0])
 
     def known_fields(self, *, datasets: Collection[str] | None = None, fresh: bool = False) -> set[str]:
         if datasets is not None:
@@ -304,11 +424,56 @@ class SqliteIndex(Index):
 
     # -- metadata files -------------------------------------------------------------
     def put_metadata(self, *, files: Sequence[MetadataFile]) -> None:
-        rows = [(m.dataset, m.path, m.directory, json.dumps(m.to_doc())) for m in files]
-        self._write([("INSERT OR REPLACE INTO metadata VALUES (?, ?, ?, ?)", rows, True)])
+        rows = [(m.dataset, m.path, m.directory, _metadata_text(m)) for m in files]
+        with self._immediate() as db:
+            before = self._stored_metadata(db, [(m.dataset, m.path) for m in files])
+            db.executemany("INSERT OR REPLACE INTO metadata VALUES (?, ?, ?, ?)", rows)
+            self._relayer(db, before, {(m.dataset, m.path): m for m in files})
 
     def delete_metadata(self, *, keys: Sequence[tuple[str, str]]) -> None:
-        self._write([("DELETE FROM metadata WHERE dataset = ? AND path = ?", list(keys), True)])
+        with self._immediate() as db:
+            before = self._stored_metadata(db, keys)
+            db.executemany("DELETE FROM metadata WHERE dataset = ? AND path = ?", list(keys))
+            self._relayer(db, before, {})
+
+    def _stored_metadata(
+        self, db: sqlite3.Connection, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], MetadataFile]:
+        found = {}
+        for key in keys:
+            row = db.execute("SELECT doc FROM metadata WHERE dataset = ? AND path = ?", key).fetchone()
+            if row is not None:
+                found[key] = self._metadata_doc(row[0])
+        return found
+
+    def _relayer(
+        self,
+        db: sqlite3.Connection,
+        before: Mapping[tuple[str, str], MetadataFile],
+        after: Mapping[tuple[str, str], MetadataFile],
+    ) -> None:
+        """Bring the layers in line with metadata files just written or deleted: a changed
+        sidecar rewrites the layers holding it, an added or removed one re-points the
+        records that inherit it, a changed table rewrites the rows that changed."""
+        writers: dict[str, LayerWriter] = {}
+        for key in sorted(set(before) | set(after)):
+            dataset, path = key
+            old, new = before.get(key), after.get(key)
+            writer = writers.get(dataset)
+            if writer is None:
+                writer = writers[dataset] = LayerWriter(db, dataset, _decode)
+            kind = (new or old).kind  # type: ignore[union-attr]
+            if kind == "sidecar":
+                writer.content_changed(path)
+                if (old is None) != (new is None):
+                    writer.rechain(path)
+            elif kind == "participants" and (new or old).directory == "":  # type: ignore[union-attr]
+                writer.rows_changed("participant", _rows(old), _rows(new))
+            elif kind == "sessions":
+                writer.rows_changed("session", _rows(old), _rows(new), prefix=(new or old).directory + "/")  # type: ignore[union-attr]
+        names = {(w.dataset, name) for w in writers.values() for name in w.fields}
+        if names:
+            self._note_fields(db, names)
 
     def metadata(
         self, *, dataset: str, directories: Iterable[str] | None = None, under: str | None = None
@@ -341,18 +506,14 @@ class SqliteIndex(Index):
         return cached
 
     def replace_dataset(self, *, name: str, records: Sequence[ScanRecord], metadata: Sequence[MetadataFile]) -> None:
-        rows, fields = self._record_rows(records)
-        meta_rows = [(m.dataset, m.path, m.directory, json.dumps(m.to_doc())) for m in metadata]
-        self._write(
-            [
-                ("DELETE FROM records WHERE dataset = ?", (name,), False),
-                ("DELETE FROM metadata WHERE dataset = ?", (name,), False),
-                ("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)", rows, True),
-                ("INSERT INTO metadata VALUES (?, ?, ?, ?)", meta_rows, True),
-                ("INSERT OR IGNORE INTO dataset_fields VALUES (?, ?)", fields, True),
-                ("INSERT OR IGNORE INTO fields VALUES (?)", [(n,) for _, n in fields], True),
-            ]
-        )
+        meta_rows = [(m.dataset, m.path, m.directory, _metadata_text(m)) for m in metadata]
+        with self._immediate() as db:
+            for table in ("records", "metadata", "layers", "layer_members"):
+                db.execute(f"DELETE FROM {table} WHERE dataset = ?", (name,))  # noqa: S608
+            db.executemany("INSERT INTO metadata VALUES (?, ?, ?, ?)", meta_rows)
+            written = self._store(db, [r for r in records if r.dataset == name], metadata=metadata)
+            written += self._store(db, [r for r in records if r.dataset != name])
+        self._counted(written)
 
     # -- datasets -------------------------------------------------------------------
     def put_dataset(self, *, info: DatasetInfo) -> None:
@@ -379,6 +540,8 @@ class SqliteIndex(Index):
             [
                 ("DELETE FROM records WHERE dataset = ?", (name,), False),
                 ("DELETE FROM metadata WHERE dataset = ?", (name,), False),
+                ("DELETE FROM layers WHERE dataset = ?", (name,), False),
+                ("DELETE FROM layer_members WHERE dataset = ?", (name,), False),
                 ("DELETE FROM datasets WHERE name = ?", (name,), False),
                 ("DELETE FROM dataset_fields WHERE dataset = ?", (name,), False),
             ]

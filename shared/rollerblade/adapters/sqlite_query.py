@@ -1,12 +1,16 @@
-"""Compile an aBIDS query AST into a SQLite WHERE clause over the ``records`` table.
+"""Compile an aBIDS query AST into a SQLite SELECT over the ``records`` table and its layers.
 
-Each record row stores its flat query view twice: ``s`` maps every field to its text
-form, ``n`` maps numeric fields to their number form (see
-:mod:`rollerblade.query.fields`). Every operator of the language has an exact SQLite
-equivalent, so nothing is left for Python; the commonest fields have expression indexes.
-``dataset`` and ``path`` are also the table's own columns (its primary key), and text
-comparisons on them are compiled on the columns: the access scope ``dataset IN (...)``
-and the page cursor then walk the primary key in result order instead of sorting.
+Each row stores its flat query view twice: ``s`` maps every field to its text form, ``n``
+maps numeric fields to their number form (see :mod:`rollerblade.query.fields`). A record
+row (alias ``r``) holds the fields that are its own; what it inherits is read from the
+layers it references (see :mod:`rollerblade.adapters.sqlite_layers`): ``meta.*`` and
+``tags.*`` from its own sidecar (``o``) or else its inheritance chain (``m``),
+``participant.*`` from ``p`` and ``session.*`` from ``q``. Only the layers a query names
+are joined. Every operator of the language has an exact SQLite equivalent, so nothing is
+left for Python; the commonest fields have expression indexes. ``dataset`` and ``path``
+are also the table's own columns (its primary key), and text comparisons on them are
+compiled on the columns: the access scope ``dataset IN (...)`` and the page cursor then
+walk the primary key in result order instead of sorting.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import re
 from typing import Any
 
 from rollerblade.query import ast
+from rollerblade.query.fields import TAGS_KEY
 
 #: Fields with an expression index on their text form: selective fields users filter on.
 #: Each index also holds the ``dataset`` column, so a query narrowed to the datasets a
@@ -37,16 +42,56 @@ def json_path(field: str) -> str:
 
 
 def text_expr(field: str) -> str:
+    """A record row's own text form of ``field`` (what the expression indexes hold)."""
     return f"json_extract(s, {json_path(field)})"
-
-
-def _text_operand(field: str) -> str:
-    """The SQL expression a text comparison on ``field`` reads: its column if it has one."""
-    return field if field in COLUMN_FIELDS else text_expr(field)
 
 
 def number_expr(field: str) -> str:
     return f"json_extract(n, {json_path(field)})"
+
+
+#: The layer each namespace of inherited fields is read from (the record column holding
+#: its id is named like the alias).
+_LAYER_OF = {"participant": "p", "session": "q"}
+#: Joins of the layers, by alias.
+LAYER_JOINS = {alias: f"LEFT JOIN layers {alias} ON {alias}.id = r.{alias}" for alias in ("m", "o", "p", "q")}
+
+
+def field_expr(field: str, form: str, joins: set[str]) -> str:
+    """The SQL expression of ``field``'s text (``form`` ``s``) or number (``n``) form over
+    ``records r`` and its layers; the layers it reads are added to ``joins``."""
+    path = json_path(field)
+    namespace = field.split(".", 1)[0] if "." in field else ""
+    if namespace in ("meta", "tags"):
+        # the own sidecar wins for every key it has (a null included: it hides the
+        # chain's value); tags come whole from whichever layer has the tags key
+        decides = path if namespace == "meta" else json_path(f"meta.{TAGS_KEY}")
+        joins.update(("m", "o"))
+        return (
+            f"(CASE WHEN json_type(o.s, {decides}) IS NULL "
+            f"THEN json_extract(m.{form}, {path}) ELSE json_extract(o.{form}, {path}) END)"
+        )
+    if namespace in _LAYER_OF:
+        alias = _LAYER_OF[namespace]
+        joins.add(alias)
+        return f"json_extract({alias}.{form}, {path})"
+    return f"json_extract(r.{form}, {path})"
+
+
+def _text_operand(field: str, joins: set[str]) -> str:
+    """The SQL expression a text comparison on ``field`` reads: its column if it has one."""
+    return f"r.{field}" if field in COLUMN_FIELDS else field_expr(field, "s", joins)
+
+
+def _number_operand(field: str, joins: set[str]) -> str:
+    return field_expr(field, "n", joins)
+
+
+def select(node: ast.Node, what: str) -> tuple[str, list[Any]]:
+    """``SELECT what FROM records r`` (with the layers ``node`` reads) ``WHERE node``."""
+    where, params, joins = compile_where(node)
+    tables = " ".join(["records r", *(LAYER_JOINS[alias] for alias in sorted(joins))])
+    return f"SELECT {what} FROM {tables} WHERE {where}", params
 
 
 def glob_pattern(pattern: str) -> str:
@@ -54,25 +99,27 @@ def glob_pattern(pattern: str) -> str:
     return pattern.replace("[", "[[]")
 
 
-def compile_where(node: ast.Node) -> tuple[str, list[Any]]:
-    """SQL boolean expression and its parameters."""
+def compile_where(node: ast.Node) -> tuple[str, list[Any], set[str]]:
+    """SQL boolean expression over ``records r``, its parameters, and the aliases of the
+    layers it reads (see :data:`LAYER_JOINS`)."""
     params: list[Any] = []
-    return _compile(node, params), params
+    joins: set[str] = set()
+    return _compile(node, params, joins), params, joins
 
 
-def _compile(node: ast.Node, params: list[Any]) -> str:
+def _compile(node: ast.Node, params: list[Any], joins: set[str]) -> str:
     if isinstance(node, ast.All):
         return "1"
     if isinstance(node, ast.Compare):
         name = node.field.name
         if node.op == "~":
             params.append(glob_pattern(node.value.text))
-            return f"{_text_operand(name)} GLOB ?"
+            return f"{_text_operand(name, joins)} GLOB ?"
         if node.value.number is not None:
             params.append(node.value.number)
-            return f"{number_expr(name)} {node.op} ?"
+            return f"{_number_operand(name, joins)} {node.op} ?"
         params.append(node.value.text)
-        return f"{_text_operand(name)} {node.op} ?"
+        return f"{_text_operand(name, joins)} {node.op} ?"
     if isinstance(node, ast.In):
         name = node.field.name
         parts = []
@@ -80,17 +127,17 @@ def _compile(node: ast.Node, params: list[Any]) -> str:
         texts = [v.text for v in node.values if v.number is None]
         if numbers:
             params.extend(numbers)
-            parts.append(f"{number_expr(name)} IN ({', '.join('?' * len(numbers))})")
+            parts.append(f"{_number_operand(name, joins)} IN ({', '.join('?' * len(numbers))})")
         if texts:
             params.extend(texts)
-            parts.append(f"{_text_operand(name)} IN ({', '.join('?' * len(texts))})")
+            parts.append(f"{_text_operand(name, joins)} IN ({', '.join('?' * len(texts))})")
         return "(" + " OR ".join(parts) + ")"
     if isinstance(node, ast.Exists):
-        return f"{text_expr(node.field.name)} IS NOT NULL"
+        return f"{field_expr(node.field.name, 's', joins)} IS NOT NULL"
     if isinstance(node, ast.And):
-        return "(" + " AND ".join(_compile(item, params) for item in node.items) + ")"
+        return "(" + " AND ".join(_compile(item, params, joins) for item in node.items) + ")"
     if isinstance(node, ast.Or):
-        return "(" + " OR ".join(_compile(item, params) for item in node.items) + ")"
+        return "(" + " OR ".join(_compile(item, params, joins) for item in node.items) + ")"
     if isinstance(node, ast.Not):
-        return f"NOT COALESCE(({_compile(node.item, params)}), 0)"
+        return f"NOT COALESCE(({_compile(node.item, params, joins)}), 0)"
     raise TypeError(f"not a query node: {node!r}")

@@ -86,7 +86,7 @@ def _index_group(dataset: str, group: list[_Item], *, storage: Storage, index: I
     contexts = _scope_contexts(dataset, metas, index)
     counts: dict[str, int] = {}
     for item in metas:
-        if not indexing.feeds_records(item.parsed):
+        if not indexing.feeds_records(item.parsed, index):
             continue
         scope = indexing.refresh_scope(item.parsed)
         if scope not in counts:
@@ -100,7 +100,7 @@ def _index_group(dataset: str, group: list[_Item], *, storage: Storage, index: I
 def _scope_contexts(dataset: str, metas: list[_Item], index: Index) -> dict[str, list[MetadataFile]]:
     """What :func:`~rollerblade.pipeline.indexing.refresh_context` reads for each refreshed
     folder, with the folders' shared ancestors (participants.tsv ...) read once."""
-    scopes = {indexing.refresh_scope(i.parsed) for i in metas if indexing.feeds_records(i.parsed)}
+    scopes = {indexing.refresh_scope(i.parsed) for i in metas if indexing.feeds_records(i.parsed, index)}
     if "" in scopes:
         everything = index.metadata(dataset=dataset)
         return {scope: everything for scope in scopes}
@@ -205,7 +205,7 @@ def _settle(dataset: str, group: list[_Item], *, storage: Storage, index: Index,
         now = indexing.unit_generation(storage, item.key, item.parsed)
         if item.parsed.kind == "data":
             current = _data_signature(item, by_folder)
-        elif indexing.feeds_records(item.parsed):
+        elif indexing.feeds_records(item.parsed, index):
             current = indexing.signature(contexts[indexing.refresh_scope(item.parsed)])
         else:
             current = frozenset()

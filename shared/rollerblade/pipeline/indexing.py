@@ -232,8 +232,10 @@ def update_description(index: Index, dataset: str, doc: MetadataFile) -> None:
         index.update_dataset(name=dataset, changes={"description": dict(doc.content)})
 
 
-def feeds_records(changed: BidsPath) -> bool:
-    return changed.kind not in ("description", "participants_json")
+def feeds_records(changed: BidsPath, index: Index) -> bool:
+    """Whether the records a metadata file feeds need recomputing when it changes: never
+    when the index resolves metadata by reference."""
+    return changed.kind not in ("description", "participants_json") and not index.resolves_metadata
 
 
 def refresh_scope(changed: BidsPath) -> str:
@@ -250,13 +252,13 @@ def refresh_context(dataset: str, changed: BidsPath, index: Index) -> list[Metad
 
 def refresh_signature(dataset: str, changed: BidsPath, index: Index) -> frozenset[tuple[str, int]]:
     """The metadata a refresh for ``changed`` computes from (none for files feeding no record)."""
-    return signature(refresh_context(dataset, changed, index)) if feeds_records(changed) else frozenset()
+    return signature(refresh_context(dataset, changed, index)) if feeds_records(changed, index) else frozenset()
 
 
 def refresh(dataset: str, changed: BidsPath, *, index: Index) -> tuple[int, frozenset[tuple[str, int]]]:
     """Recompute the records a metadata file feeds; returns how many changed and the
     signature of the metadata they were computed from."""
-    if not feeds_records(changed):
+    if not feeds_records(changed, index):
         return 0, frozenset()
     scope = refresh_scope(changed)
     files = refresh_context(dataset, changed, index)

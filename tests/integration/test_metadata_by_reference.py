@@ -1,0 +1,200 @@
+"""Metadata by reference on the SQLite index: a record points at the sidecars, participant
+row and session row it inherits, stored once. A top-level sidecar change is a write to
+the layers holding it, never to the records; the index stays small whatever the sidecars
+weigh; and every record and query answers what the inheritance principle says."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+from rollerblade.abids.paths import parse_record_path
+from rollerblade.adapters.sqlite_index import SqliteIndex
+from rollerblade.pipeline import importing
+from rollerblade.pipeline.context import DatasetContext, refreshed
+from rollerblade.pipeline.indexing import index_object
+from rollerblade.query import evaluate
+from rollerblade.query.fields import flatten
+from rollerblade.query.parser import parse_query as parse
+from rollerblade.records import MetadataFile, ObjectEvent, ScanRecord
+from rollerblade.stack import Stack
+from tests.conftest import ACTOR
+
+
+def _import(stack: Stack, source: Path, name: str = "ds") -> None:
+    importing.import_dataset(source, dataset=name, storage=stack.storage, index=stack.index, bus=stack.bus, actor=ACTOR)
+
+
+def _drop(stack: Stack, rel: str, data: bytes) -> None:
+    info = stack.storage.put_bytes(key=f"datasets/ds/{rel}", data=data)
+    index_object(
+        ObjectEvent("created", info.key, info.generation), storage=stack.storage, index=stack.index, actor=ACTOR
+    )
+
+
+def _expected(stack: Stack, record: ScanRecord) -> ScanRecord:
+    """The record as the inheritance principle makes it from every stored metadata file
+    (the domain's own builder, with no index in between)."""
+    context = DatasetContext(stack.index.metadata(dataset=record.dataset))
+    return refreshed(record, parse_record_path(record.path), context)
+
+
+def _rows(path: str, table: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(path) as db:
+        return db.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3").fetchall()  # noqa: S608
+
+
+def test_a_top_level_sidecar_change_rewrites_no_record(stack: Stack, full_cohort: dict[str, Path]) -> None:
+    _import(stack, full_cohort["site-a"])
+    index_path = str(stack.settings.index_path)
+    records_before = _rows(index_path, "records")
+    sidecar = json.loads((full_cohort["site-a"] / "task-rest_bold.json").read_text())
+    sidecar["RepetitionTime"] = 1.234
+    sidecar["SliceEncodingDirection"] = "k"
+    _drop(stack, "task-rest_bold.json", json.dumps(sidecar).encode())
+
+    assert _rows(index_path, "records") == records_before  # not one record row written
+    bolds = list(stack.index.query(node=parse("suffix=bold AND task=rest")))
+    hand_count = len(list((full_cohort["site-a"]).glob("sub-*/ses-*/func/*_task-rest_*bold.nii.gz")))
+    assert len(bolds) == hand_count > 0
+    for record in bolds:
+        assert record == _expected(stack, record)
+    # the new values are what queries see, for every rest run that does not override them
+    assert stack.index.count(node=parse("meta.SliceEncodingDirection = k")) == hand_count
+    assert stack.index.count(node=parse("meta.RepetitionTime = 1.234")) == sum(
+        1 for r in bolds if r.meta.get("RepetitionTime") == 1.234
+    )
+
+
+def test_a_participants_row_change_rewrites_only_that_row(stack: Stack, full_cohort: dict[str, Path]) -> None:
+    _import(stack, full_cohort["site-a"])
+    index_path = str(stack.settings.index_path)
+    layers_before = _rows(index_path, "layers")
+    lines = (full_cohort["site-a"] / "participants.tsv").read_text().splitlines()
+    header, first = lines[0].split("\t"), lines[1].split("\t")
+    age = header.index("age")
+    first[age] = "99"
+    lines[1] = "\t".join(first)
+    _drop(stack, "participants.tsv", ("\n".join(lines) + "\n").encode())
+
+    changed = [a for a, b in zip(layers_before, _rows(index_path, "layers"), strict=True) if a != b]
+    assert [row[3] for row in changed] == [first[0]]  # the layer of that participant only
+    sub = first[0].removeprefix("sub-")
+    mine = list(stack.index.query(node=parse(f"sub={sub}")))
+    assert mine and all(r.participant["age"] == 99 for r in mine)
+    assert stack.index.count(node=parse("participant.age = 99")) == len(mine)
+
+
+def test_the_index_stays_small_whatever_the_sidecars_weigh(
+    stack: Stack, full_cohort: dict[str, Path], tmp_path: Path
+) -> None:
+    source = tmp_path / "heavy"
+    shutil.copytree(full_cohort["site-a"], source)
+    heavy = {f"Key{i:05d}": "x" * 100 for i in range(10_000)}  # a 1.1 MB top-level sidecar
+    (source / "task-rest_bold.json").write_text(json.dumps({**heavy, "RepetitionTime": 2.0}))
+    _import(stack, source)
+    text = sum(p.stat().st_size for p in source.rglob("*") if p.suffix in (".json", ".tsv"))
+    with sqlite3.connect(str(stack.settings.index_path)) as db:
+        (used,) = db.execute(
+            "SELECT (SELECT page_count FROM pragma_page_count()) - (SELECT freelist_count FROM pragma_freelist_count())"
+        ).fetchone()
+        (page,) = db.execute("PRAGMA page_size").fetchone()
+    bolds = stack.index.count(node=parse("suffix=bold AND task=rest"))
+    assert bolds > 10
+    # every rest run inherits the 1.1 MB: kept once (and once as its metadata file), not per record
+    # Every rest run inherits the 1.1 MB. It is kept as its metadata file and, merged, once
+    # per inheritance chain holding it (two here: the dataset's, and one subject's override
+    # sidecar below it), never per record: 7.2 MB here, where a copy per record made 40 MB.
+    assert used * page <= 7 * text, (used * page, text)
+    assert stack.index.count(node=parse("exists(meta.Key09999)")) == bolds
+
+
+def test_an_own_sidecar_null_hides_the_inherited_value(stack: Stack, full_cohort: dict[str, Path]) -> None:
+    _import(stack, full_cohort["site-a"])
+    bold = next(stack.index.query(node=parse("suffix=bold AND task=rest")))
+    assert bold.meta.get("RepetitionTime") is not None
+    own = bold.path.removesuffix(".nii.gz") + ".json"
+    _drop(stack, own, json.dumps({"RepetitionTime": None, "Own": 1}).encode())
+    record = stack.index.get_record(dataset="ds", path=bold.path)
+    assert record == _expected(stack, record)
+    assert record.meta["RepetitionTime"] is None and record.meta["Own"] == 1
+    every = list(stack.index.query(node=parse("")))
+    for text in ("exists(meta.RepetitionTime)", "NOT exists(meta.RepetitionTime)", "meta.Own = 1"):
+        node = parse(text)
+        expected = [r.path for r in every if evaluate.matches(node, flatten(r))]
+        assert [r.path for r in stack.index.query(node=node)] == expected, text
+    assert bold.path not in [r.path for r in stack.index.query(node=parse("exists(meta.RepetitionTime)"))]
+
+
+def test_a_record_computed_from_older_metadata_keeps_it_until_written_again(tmp_path: Path) -> None:
+    index = SqliteIndex(tmp_path / "index.sqlite")
+    sidecar = MetadataFile(
+        dataset="ds", path="T1w.json", kind="sidecar", directory="", content={"FlipAngle": 9}, generation=2
+    )
+    index.put_metadata(files=[sidecar])
+    path = "sub-01/anat/sub-01_T1w.nii.gz"
+    stale = ScanRecord(
+        dataset="ds",
+        path=path,
+        entities={"sub": "01", "datatype": "anat", "suffix": "T1w", "extension": ".nii.gz"},
+        meta={"FlipAngle": 8},  # what the sidecar said before a concurrent writer changed it
+        participant={"age": 30},
+        session={},
+        image={},
+        file={"generation": 1},
+    )
+    index.put_records(records=[stale])
+    assert index.get_record(dataset="ds", path=path) == stale
+    assert index.count(node=parse("meta.FlipAngle = 8")) == 1
+    current = ScanRecord(**{**stale.__dict__, "meta": {"FlipAngle": 9}, "participant": {}})
+    index.put_records(records=[current])  # the handler's next round
+    assert index.get_record(dataset="ds", path=path) == current
+    assert index.count(node=parse("meta.FlipAngle = 8")) == 0
+    assert index._db.execute("SELECT count(*) FROM layers WHERE key LIKE '=%'").fetchone()[0] == 0
+    index.close()
+
+
+def test_an_index_of_schema_5_is_converted_on_open(tmp_path: Path) -> None:
+    """A store written before metadata by reference: every record held its metadata."""
+    path = tmp_path / "index.sqlite"
+    record = ScanRecord(
+        dataset="ds",
+        path="sub-01/anat/sub-01_T1w.nii.gz",
+        entities={"sub": "01", "datatype": "anat", "suffix": "T1w", "extension": ".nii.gz"},
+        meta={"FlipAngle": 9},
+        participant={"participant_id": "sub-01", "age": 30},
+        session={},
+        image={"ndim": 3},
+        file={"generation": 1},
+    )
+    sidecar = {
+        "dataset": "ds",
+        "path": "T1w.json",
+        "kind": "sidecar",
+        "directory": "",
+        "content": {"FlipAngle": 9},
+        "error": None,
+    }
+    table = {"rows": {"sub-01": {"participant_id": "sub-01", "age": 30}}, "columns": ["participant_id", "age"]}
+    participants = {"dataset": "ds", "path": "participants.tsv", "kind": "participants", "directory": "", "error": None}
+    with sqlite3.connect(path) as db:  # the schema-5 tables this test needs, as version 5 made them
+        db.executescript(
+            "CREATE TABLE records (dataset TEXT NOT NULL, path TEXT NOT NULL, generation INTEGER NOT NULL,"
+            " doc TEXT NOT NULL, s TEXT NOT NULL, n TEXT NOT NULL, PRIMARY KEY (dataset, path));"
+            "CREATE TABLE metadata (dataset TEXT NOT NULL, path TEXT NOT NULL, directory TEXT NOT NULL,"
+            " doc TEXT NOT NULL, PRIMARY KEY (dataset, path)); PRAGMA user_version=5;"
+        )
+        db.execute(
+            "INSERT INTO records VALUES (?, ?, 1, ?, '{}', '{}')", ("ds", record.path, json.dumps(record.to_doc()))
+        )
+        for doc in ({**sidecar, "generation": 1}, {**participants, "content": table, "generation": 1}):
+            db.execute("INSERT INTO metadata VALUES ('ds', ?, '', ?)", (doc["path"], json.dumps(doc)))
+    index = SqliteIndex(path)
+    assert index.get_record(dataset="ds", path=record.path) == record
+    assert index.count(node=parse("meta.FlipAngle = 9 AND participant.age = 30")) == 1
+    index.put_metadata(files=[MetadataFile(**{**sidecar, "content": {"FlipAngle": 7}, "generation": 2})])
+    changed = index.get_record(dataset="ds", path=record.path)
+    assert changed is not None and changed.meta == {"FlipAngle": 7}
+    index.close()

@@ -137,7 +137,10 @@ def _metadata_text(file: MetadataFile) -> str:
 
 
 _INSERT_RECORD = "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_RECORD_COLUMNS = "r.doc, r.m, r.o, r.p, r.q"
+#: What a record is read from: its own document, its own sidecar's (one to one: joined)
+#: and the ids of its shared layers (read once per query, see _resolved).
+_RECORD_COLUMNS = "r.doc, r.m, o.doc, r.p, r.q"
+_RECORD_FROM = "records r LEFT JOIN layers o ON o.id = r.o"
 
 
 def _job_text(job: JobRecord) -> str:
@@ -323,19 +326,22 @@ class SqliteIndex(Index):
             self._analyze()
 
     def _resolved(self, rows: Iterable[Sequence[Any]]) -> Iterator[ScanRecord]:
-        """Records from ``(doc, m, o, p, q)`` rows, each layer read and decoded once."""
+        """Records from ``(doc, m, own sidecar doc, p, q)`` rows (see ``_RECORD_COLUMNS``),
+        each shared layer read and decoded once."""
         layers: dict[int, dict[str, Any]] = {}
         batch: list[Sequence[Any]] = []
 
         def flush() -> Iterator[ScanRecord]:
-            missing = sorted({ref for row in batch for ref in row[1:] if ref is not None and ref not in layers})
+            missing = sorted({row[i] for row in batch for i in (1, 3, 4) if row[i] is not None} - layers.keys())
             for start in range(0, len(missing), 500):
                 chunk = missing[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
                 for layer, doc in self._db.execute(f"SELECT id, doc FROM layers WHERE id IN ({marks})", chunk):  # noqa: S608
                     layers[layer] = _decode(doc)
-            for doc, *refs in batch:
-                yield ScanRecord.from_decoded(resolve(_decode(doc), layers, refs))
+            for doc, m, own, p, q in batch:
+                yield ScanRecord.from_decoded(
+                    resolve(_decode(doc), layers.get(m), _decode(own) if own else None, layers.get(p), layers.get(q))
+                )
             batch.clear()
 
         for row in rows:
@@ -387,20 +393,21 @@ class SqliteIndex(Index):
 
     def get_record(self, *, dataset: str, path: str) -> ScanRecord | None:
         row = self._db.execute(
-            f"SELECT {_RECORD_COLUMNS} FROM records r WHERE dataset = ? AND path = ?", (dataset, path)
+            f"SELECT {_RECORD_COLUMNS} FROM {_RECORD_FROM} WHERE r.dataset = ? AND r.path = ?", (dataset, path)
         ).fetchone()
         return next(self._resolved([row]), None) if row else None
 
     def records(self, *, dataset: str, prefix: str = "") -> Iterator[ScanRecord]:
         # a range on the primary key (dataset, path): LIKE would scan the whole dataset
         cursor = self._db.execute(
-            f"SELECT {_RECORD_COLUMNS} FROM records r WHERE dataset = ? AND path >= ? AND path < ? ORDER BY path",
+            f"SELECT {_RECORD_COLUMNS} FROM {_RECORD_FROM} "
+            "WHERE r.dataset = ? AND r.path >= ? AND r.path < ? ORDER BY r.path",
             (dataset, prefix, prefix + "\U0010ffff"),
         )
         yield from self._resolved(cursor)
 
     def query(self, *, node: ast.Node, limit: int | None = None) -> Iterator[ScanRecord]:
-        sql, params = select(node, _RECORD_COLUMNS)
+        sql, params = select(node, _RECORD_COLUMNS, join=("o",))
         sql += " ORDER BY r.dataset, r.path"
         if limit is not None:
             sql += " LIMIT ?"

@@ -382,13 +382,15 @@ def _content(doc: MetadataFile | None) -> dict[str, JSONValue]:
 
 
 def resolve(
-    own: Mapping[str, Any], layers: Mapping[int, Mapping[str, JSONValue]], refs: Sequence[int | None]
+    own: dict[str, Any],
+    chain: Mapping[str, JSONValue] | None,
+    sidecar: Mapping[str, JSONValue] | None,
+    participant: Mapping[str, JSONValue] | None,
+    session: Mapping[str, JSONValue] | None,
 ) -> dict[str, Any]:
-    """A stored record document with its layers put back: the record as it was written
-    (or as its metadata says now)."""
-    m, o, p, q = refs
-    doc = dict(own)
-    doc["meta"] = {**(layers[m] if m is not None else {}), **(layers[o] if o is not None else {})}
-    doc["participant"] = dict(layers[p]) if p is not None else {}
-    doc["session"] = dict(layers[q]) if q is not None else {}
-    return doc
+    """A record's stored document (``own``, completed in place) with the contents of its
+    layers put back: the record as it was written, or as its metadata says now."""
+    own["meta"] = {**chain, **sidecar} if chain and sidecar else dict(chain or sidecar or {})
+    own["participant"] = dict(participant or {})
+    own["session"] = dict(session or {})
+    return own

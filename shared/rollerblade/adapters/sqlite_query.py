@@ -87,10 +87,11 @@ def _number_operand(field: str, joins: set[str]) -> str:
     return field_expr(field, "n", joins)
 
 
-def select(node: ast.Node, what: str) -> tuple[str, list[Any]]:
-    """``SELECT what FROM records r`` (with the layers ``node`` reads) ``WHERE node``."""
+def select(node: ast.Node, what: str, *, join: tuple[str, ...] = ()) -> tuple[str, list[Any]]:
+    """``SELECT what FROM records r`` (with the layers ``node`` reads, and those aliased in
+    ``join``) ``WHERE node``."""
     where, params, joins = compile_where(node)
-    tables = " ".join(["records r", *(LAYER_JOINS[alias] for alias in sorted(joins))])
+    tables = " ".join(["records r", *(LAYER_JOINS[alias] for alias in sorted(joins | set(join)))])
     return f"SELECT {what} FROM {tables} WHERE {where}", params
 
 

@@ -288,7 +288,9 @@ class SqliteIndex(Index):
         for record in records:
             writer = writers.get(record.dataset)
             if writer is None:
-                writer = writers[record.dataset] = LayerWriter(db, record.dataset, _decode, files=metadata)
+                writer = writers[record.dataset] = LayerWriter(
+                    db, record.dataset, _decode, self._metadata_doc, files=metadata
+                )
             refs = writer.refs(record)
             s, n, own = _views(record)
             names.update((record.dataset, name) for name in own)
@@ -468,7 +470,7 @@ class SqliteIndex(Index):
             old, new = before.get(key), after.get(key)
             writer = writers.get(dataset)
             if writer is None:
-                writer = writers[dataset] = LayerWriter(db, dataset, _decode)
+                writer = writers[dataset] = LayerWriter(db, dataset, _decode, self._metadata_doc)
             kind = (new or old).kind  # type: ignore[union-attr]
             if kind == "sidecar":
                 writer.content_changed(path)

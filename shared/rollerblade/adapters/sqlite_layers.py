@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import math
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -138,13 +138,20 @@ class LayerWriter:
     """Resolves and writes the layers of one dataset inside one write transaction."""
 
     def __init__(
-        self, db: sqlite3.Connection, dataset: str, decode: Any, *, files: Sequence[MetadataFile] | None = None
+        self,
+        db: sqlite3.Connection,
+        dataset: str,
+        decode: Callable[[str], Any],
+        read_metadata: Callable[[str], MetadataFile],
+        *,
+        files: Sequence[MetadataFile] | None = None,
     ) -> None:
         """``files``: every metadata file the dataset has, which has no layers yet (a
         dataset written anew: nothing is read from the tables)."""
         self.db = db
         self.dataset = dataset
         self._decode = decode
+        self._read_metadata = read_metadata  # a stored metadata document -> the file
         self._folders: dict[str, list[MetadataFile]] = {}  # directory -> its metadata files
         self._complete = files is not None
         for doc in sorted(files or (), key=lambda f: f.path):
@@ -167,7 +174,7 @@ class LayerWriter:
             rows = self.db.execute(
                 "SELECT path, doc FROM metadata WHERE dataset = ? AND directory = ?", (self.dataset, directory)
             )
-            files = [MetadataFile.from_doc(self._decode(doc)) for _, doc in sorted(rows.fetchall())]
+            files = [self._read_metadata(doc) for _, doc in sorted(rows.fetchall())]
             self._folders[directory] = files
         return files
 

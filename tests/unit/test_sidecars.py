@@ -47,3 +47,27 @@ def test_sidecars_that_do_not_apply_are_ignored() -> None:
 def test_an_invalid_sidecar_contributes_nothing() -> None:
     files = [sidecar("task-rest_bold.json", None, error="invalid JSON"), sidecar("bold.json", {"A": 1})]
     assert effective_metadata(DATA, files) == ({"A": 1}, ["bold.json"])
+
+
+def test_the_sqlite_index_reads_sidecar_names_as_the_parser_does() -> None:
+    """The index ranks sidecars by a fast split of their names; it must agree with the
+    BIDS parser on every name the parser reads (and defer to it on anything unusual)."""
+    from rollerblade.abids.paths import parse_record_path
+    from rollerblade.adapters.sqlite_layers import _sidecar_name
+
+    names = [
+        "T1w.json",
+        "task-rest_bold.json",
+        "sub-01/sub-01_task-rest_acq-fast_bold.json",
+        "sub-01/ses-1/func/sub-01_ses-1_task-rest_run-01_bold.json",
+        "sub-01/ses-1/fmap/sub-01_ses-1_dir-AP_epi.json",
+        "derivatives/mask/sub-01/anat/sub-01_space-MNI_desc-brain_mask.json",
+        "sub-01/anat/sub-01_acq-x_ce-gad_rec-norm_run-2_T1w.json",
+        "task-rest_acq-_bold.json",  # an empty value: left to the parser
+    ]
+    for name in names:
+        try:
+            parsed = parse_record_path(name)
+        except Exception:  # noqa: BLE001 - a name the parser refuses is not a sidecar the index ranks
+            continue
+        assert _sidecar_name(name) == (parsed.suffix, tuple(parsed.entities.items())), name

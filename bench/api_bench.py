@@ -39,13 +39,15 @@ import httpx
 import numpy as np
 import psutil
 
+from rollerblade.abids.paths import parse_record_path
 from rollerblade.access.model import Principal
 from rollerblade.adapters import local_dir, sqlite_index
 from rollerblade.adapters.sqlite_query import select
 from rollerblade.demo.cohort import FULL, SITES, make_participants, write_dataset
 from rollerblade.pipeline import querying, reindex, sharing, usecases_data
+from rollerblade.pipeline.context import DatasetContext, refreshed
 from rollerblade.pipeline.services import Services
-from rollerblade.records import Actor, DatasetInfo, ScanRecord, default_actor
+from rollerblade.records import Actor, DatasetInfo, MetadataFile, ScanRecord, default_actor
 from rollerblade.settings import Settings
 from rollerblade.stack import Stack, open_stack
 
@@ -80,17 +82,34 @@ def load() -> str:
 
 
 # -- the store ---------------------------------------------------------------------------
-def templates(work: Path) -> list[list[ScanRecord]]:
-    """100 indexed records per site (5 subjects x 2 sessions, every modality, tiny images)."""
+def templates(work: Path) -> list[tuple[list[ScanRecord], list[MetadataFile]]]:
+    """100 indexed records per site (5 subjects x 2 sessions, every modality, tiny images),
+    with the site's metadata files."""
     storage, index = local_dir.LocalDirStorage(work / "bucket"), sqlite_index.SqliteIndex(work / "t.sqlite")
     out = []
     for site in SITES:
         people = make_participants(5, np.random.default_rng(1))
         write_dataset(work / "bucket/datasets" / site.name, site, people, sessions=2, modalities=FULL, images="tiny")
         reindex.reindex_dataset(site.name, storage=storage, index=index, actor=Actor("bench"), workers=1)
-        out.append(list(index.records(dataset=site.name))[:PER_DATASET])
+        out.append((list(index.records(dataset=site.name))[:PER_DATASET], index.metadata(dataset=site.name)))
     index.close()
     return out
+
+
+def _varied(file: MetadataFile, dataset: str, ages: dict[str, int], tr: float) -> MetadataFile:
+    """A site's metadata file for one of the bench's datasets: its participants' ages and
+    its top-level BOLD sidecars' RepetitionTime drawn per dataset."""
+    content = file.content
+    if file.kind in ("participants", "sessions") and isinstance(content, dict):
+        subject = file.directory  # sessions.tsv: its subject's folder
+        rows = {
+            key: {**row, "age": ages.get(key if file.kind == "participants" else subject, 50)}
+            for key, row in content.get("rows", {}).items()
+        }
+        content = {**content, "rows": rows}
+    elif file.kind == "sidecar" and not file.directory and file.path.endswith("_bold.json"):
+        content = {**content, "RepetitionTime": tr} if isinstance(content, dict) else content
+    return dataclasses.replace(file, dataset=dataset, content=content)
 
 
 def build_store(home: Path, datasets: int) -> tuple[Stack, Principal, dict[str, str]]:
@@ -103,16 +122,15 @@ def build_store(home: Path, datasets: int) -> tuple[Stack, Principal, dict[str, 
     for i in range(datasets):
         name = f"ds-{i:04d}"
         index.put_dataset(info=DatasetInfo(name, Actor("bench"), "2026-12-01T00:00:00Z"))
-        ages = {f"{s:03d}": int(rng.integers(18, 90)) for s in range(1, 10)}
+        ages = {f"sub-{s:03d}": int(rng.integers(18, 90)) for s in range(1, 10)}
         tr = float(rng.choice([0.8, 1.5, 2.0, 2.5]))
-        for r in bases[i % len(bases)]:
-            age = ages.get(r.entities.get("sub", ""), 50)
-            meta = {**r.meta, "RepetitionTime": tr} if r.entities.get("suffix") == "bold" else r.meta
-            session = {**r.session, "age": age} if r.session else r.session
-            file, person = {**r.file, "key": f"datasets/{name}/{r.path}"}, {**r.participant, "age": age}
-            batch.append(
-                dataclasses.replace(r, dataset=name, meta=meta, participant=person, session=session, file=file)
-            )
+        records, files = bases[i % len(bases)]
+        metadata = [_varied(f, name, ages, tr) for f in files]
+        index.put_metadata(files=metadata)  # first: the records then point at it (metadata by reference)
+        context = DatasetContext(metadata)
+        for r in records:  # built from that metadata, as indexing would
+            moved = dataclasses.replace(r, dataset=name, file={**r.file, "key": f"datasets/{name}/{r.path}"})
+            batch.append(refreshed(moved, parse_record_path(r.path), context))
         if len(batch) >= 10_000 or i == datasets - 1:
             index.put_records(records=batch)
             batch = []

@@ -5,12 +5,16 @@ weigh; and every record and query answers what the inheritance principle says.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from rollerblade.abids.paths import parse_record_path
+from rollerblade.adapters import sqlite_index
 from rollerblade.adapters.sqlite_index import SqliteIndex
 from rollerblade.pipeline import importing
 from rollerblade.pipeline.context import DatasetContext, refreshed
@@ -156,8 +160,9 @@ def test_a_record_computed_from_older_metadata_keeps_it_until_written_again(tmp_
     index.close()
 
 
-def test_an_index_of_schema_5_is_converted_on_open(tmp_path: Path) -> None:
+def test_an_index_of_schema_5_is_converted_on_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A store written before metadata by reference: every record held its metadata."""
+    monkeypatch.setattr(sqlite_index, "CONVERT_PAGE", 2)  # pages, as a big store's
     path = tmp_path / "index.sqlite"
     record = ScanRecord(
         dataset="ds",
@@ -186,14 +191,21 @@ def test_an_index_of_schema_5_is_converted_on_open(tmp_path: Path) -> None:
             "CREATE TABLE metadata (dataset TEXT NOT NULL, path TEXT NOT NULL, directory TEXT NOT NULL,"
             " doc TEXT NOT NULL, PRIMARY KEY (dataset, path)); PRAGMA user_version=5;"
         )
-        db.execute(
-            "INSERT INTO records VALUES (?, ?, 1, ?, '{}', '{}')", ("ds", record.path, json.dumps(record.to_doc()))
-        )
+        runs = [
+            dataclasses.replace(record, path=f"sub-01/anat/sub-01_run-{run}_T1w.nii.gz", entities=entities)
+            for run in range(1, 6)
+            for entities in [{**record.entities, "run": str(run)}]
+        ]
+        for one in [record, *runs]:
+            row = ("ds", one.path, json.dumps(one.to_doc()))
+            db.execute("INSERT INTO records VALUES (?, ?, 1, ?, '{}', '{}')", row)
         for doc in ({**sidecar, "generation": 1}, {**participants, "content": table, "generation": 1}):
             db.execute("INSERT INTO metadata VALUES ('ds', ?, '', ?)", (doc["path"], json.dumps(doc)))
     index = SqliteIndex(path)
-    assert index.get_record(dataset="ds", path=record.path) == record
-    assert index.count(node=parse("meta.FlipAngle = 9 AND participant.age = 30")) == 1
+    assert list(index.records(dataset="ds")) == sorted([record, *runs], key=lambda r: r.path)
+    assert index.count(node=parse("meta.FlipAngle = 9 AND participant.age = 30")) == 6
+    # every record points at the stored sidecar and participants row, none holds a copy
+    assert index._db.execute("SELECT count(*) FROM records WHERE m IS NULL OR p IS NULL").fetchone()[0] == 0
     index.put_metadata(files=[MetadataFile(**{**sidecar, "content": {"FlipAngle": 7}, "generation": 2})])
     changed = index.get_record(dataset="ds", path=record.path)
     assert changed is not None and changed.meta == {"FlipAngle": 7}

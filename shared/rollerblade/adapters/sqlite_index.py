@@ -44,6 +44,8 @@ from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
 # 5: the planner's statistics (ANALYZE) taken at migration and kept fresh by writes;
 # 6: metadata by reference (layers; records hold only what is their own)
 SCHEMA_VERSION = 6
+#: Records converted per page when an index of schema <= 5 is opened.
+CONVERT_PAGE = 5_000
 _OLD_INDEXES = ("dataset", "suffix", "sub", "ses", "task", "datatype", "dir")
 #: Rows written between two refreshes of the planner's statistics. Without statistics
 #: SQLite answers ``dataset=D AND sub=S ORDER BY dataset, path`` by walking the whole
@@ -212,14 +214,16 @@ class SqliteIndex(Index):
 
     def _by_reference(self) -> None:
         """Schema <= 5 kept each record's metadata in the record: store it by reference."""
-        if "m" in {row[1] for row in self._db.execute("PRAGMA table_info(records)")}:
-            return
-        with self._immediate() as db:
+        with self._immediate() as db:  # checked inside: another process may be converting it too
+            if "m" in {row[1] for row in db.execute("PRAGMA table_info(records)")}:
+                return
             for column in ("m", "o", "p", "q"):
                 db.execute(f"ALTER TABLE records ADD COLUMN {column} INTEGER")
-            rows = db.execute("SELECT doc FROM records ORDER BY dataset, path")
-            while batch := rows.fetchmany(5_000):
-                self._store(db, [ScanRecord.from_decoded(_decode(doc)) for (doc,) in batch])
+            after = ("", "")
+            sql = "SELECT dataset, path, doc FROM records WHERE (dataset, path) > (?, ?) ORDER BY dataset, path LIMIT ?"
+            while batch := db.execute(sql, (*after, CONVERT_PAGE)).fetchall():  # each page read, then rewritten
+                self._store(db, [ScanRecord.from_decoded(_decode(doc)) for _, _, doc in batch])
+                after = batch[-1][:2]
 
     def close(self) -> None:
         self._db.close()

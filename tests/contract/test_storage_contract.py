@@ -61,6 +61,14 @@ def test_delete(storage: Storage) -> None:
     assert list(storage.list(prefix="datasets/")) == []
 
 
+def test_a_folder_emptied_by_a_delete_takes_new_objects(storage: Storage) -> None:
+    """A scan deleted and another uploaded beside it (a long-running ``serve``)."""
+    storage.put_bytes(key="datasets/ds/sub-01/anat/x.json", data=b"1")
+    storage.delete(key="datasets/ds/sub-01/anat/x.json")
+    storage.put_bytes(key="datasets/ds/sub-01/anat/y.json", data=b"2")
+    assert [o.key for o in storage.list(prefix="datasets/ds/")] == ["datasets/ds/sub-01/anat/y.json"]
+
+
 @pytest.mark.parametrize(
     "key",
     [

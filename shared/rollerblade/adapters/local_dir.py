@@ -32,7 +32,7 @@ class LocalDirStorage(Storage):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        self._safe_parents: set[Path] = set()  # folders checked to resolve inside the root
+        self._safe_parents: set[str] = set()  # folders checked to resolve inside the root
 
     def __repr__(self) -> str:
         return f"LocalDirStorage({str(self.root)!r})"
@@ -42,17 +42,22 @@ class LocalDirStorage(Storage):
         return os.path.join(self.root, key)
 
     def _write(self, key: str, fill: os.PathLike[str] | bytes) -> ObjectInfo:
-        path = Path(self._path(key))
-        if path.parent not in self._safe_parents:
-            if not path.parent.resolve().is_relative_to(self.root):
+        path = self._path(key)  # plain strings: pathlib's parsing cost as much as the copy
+        parent = os.path.dirname(path)
+        if parent not in self._safe_parents:
+            if not Path(parent).resolve().is_relative_to(self.root):
                 raise UnsafePathError(key, "resolves outside the storage root (symlink?)")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._safe_parents.add(path.parent)
+            os.makedirs(parent, exist_ok=True)
+            self._safe_parents.add(parent)
         try:
-            previous = path.stat().st_mtime_ns
+            previous = os.stat(path).st_mtime_ns
         except FileNotFoundError:
             previous = 0
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=parent, prefix=".tmp-")
+        except FileNotFoundError:  # emptied and removed since it was checked (a delete, here or elsewhere)
+            os.makedirs(parent, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=parent, prefix=".tmp-")
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
         try:
@@ -160,4 +165,5 @@ class LocalDirStorage(Storage):
                 parent.rmdir()  # drop empty folders, as a bucket has none
             except OSError:
                 break
+            self._safe_parents.discard(str(parent))
             parent = parent.parent

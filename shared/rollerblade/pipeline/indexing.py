@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import logging
 from collections.abc import Callable, Collection
 from typing import Literal
@@ -126,8 +127,10 @@ def unit_generation(storage: Storage, key: str, parsed: BidsPath) -> int | None:
     return max(members) if members else None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def locate(inner: str, analysis: str | None) -> BidsPath:
-    """Parse a path of a raw dataset, or of the derivative dataset ``analysis`` wrote."""
+    """Parse a path of a raw dataset, or of the derivative dataset ``analysis`` wrote
+    (cached: a batch parses each key several times; the result is never modified)."""
     return parse_derivative_path(analysis, inner) if analysis else parse_path(inner)
 
 

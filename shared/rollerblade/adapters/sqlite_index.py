@@ -255,9 +255,7 @@ class SqliteIndex(Index):
                     counts.append(db.executemany(sql, params).rowcount)
                 else:
                     counts.append(db.execute(sql, params).rowcount)  # type: ignore[arg-type]
-        self._unanalyzed += sum(max(c, 0) for c in counts)
-        if self._unanalyzed >= ANALYZE_EVERY:
-            self._analyze()
+        self._counted(sum(max(c, 0) for c in counts))
         return counts
 
     def _analyze(self) -> None:

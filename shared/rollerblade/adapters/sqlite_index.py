@@ -17,13 +17,14 @@ import json
 import math
 import sqlite3
 import threading
-import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from rollerblade.adapters.sqlite_catalog import SqliteCatalog
+from rollerblade.adapters.sqlite_catalog import encode_json as _encode
 from rollerblade.adapters.sqlite_layers import LAYERS_SCHEMA, LayerWriter, resolve
 from rollerblade.adapters.sqlite_query import (
     INDEXED_NUMBER_FIELDS,
@@ -32,7 +33,6 @@ from rollerblade.adapters.sqlite_query import (
     select,
     text_expr,
 )
-from rollerblade.analyses.jobs import JobRecord
 from rollerblade.errors import TemporaryError
 from rollerblade.ports import Index
 from rollerblade.query import ast
@@ -103,14 +103,6 @@ def _decode(doc: str) -> Any:
 _BIG_DOC = 1 << 16
 
 
-def _encode(value: Any) -> str:
-    """Compact JSON: orjson (several times faster), json for what orjson refuses."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value, separators=(",", ":"))
-
-
 def _views(record: ScanRecord) -> tuple[str, str, set[str]]:
     """The flat views of what is the record's own (its inherited parts are layers)."""
     flat = flatten(dataclasses.replace(record, meta={}, participant={}, session={}))
@@ -145,23 +137,6 @@ _RECORD_COLUMNS = "r.doc, r.m, o.doc, r.p, r.q"
 _RECORD_FROM = "records r LEFT JOIN layers o ON o.id = r.o"
 
 
-def _job_text(job: JobRecord) -> str:
-    """A job document as stored: compact JSON by orjson, json where orjson would write
-    otherwise (a NaN or infinite parameter, which orjson writes as null)."""
-    doc = job.to_doc()
-    return _encode(doc) if _finite(doc["params"]) else json.dumps(doc)
-
-
-def _finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_finite(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_finite(v) for v in value)
-    return True
-
-
 def _rows(table: MetadataFile | None) -> Mapping[str, Any]:
     """The rows of a participants or sessions table by id (none when missing or unread)."""
     if table is None or not isinstance(table.content, dict):
@@ -170,7 +145,7 @@ def _rows(table: MetadataFile | None) -> Mapping[str, Any]:
     return rows if isinstance(rows, dict) else {}
 
 
-class SqliteIndex(Index):
+class SqliteIndex(SqliteCatalog, Index):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path != ":memory:":
@@ -578,86 +553,3 @@ class SqliteIndex(Index):
         ).fetchone()
         (metadata,) = self._db.execute("SELECT count(*) FROM metadata WHERE dataset = ?", (name,)).fetchone()
         return {"records": int(records), "errors": int(errors), "warnings": int(warnings), "metadata": int(metadata)}
-
-    # -- analyses and jobs ----------------------------------------------------------
-    def put_analysis(self, *, name: str, doc: Mapping[str, Any]) -> None:
-        self._write([("INSERT OR REPLACE INTO analyses VALUES (?, ?)", (name, json.dumps(dict(doc))), False)])
-
-    def get_analysis(self, *, name: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT doc FROM analyses WHERE name = ?", (name,)).fetchone()
-        return dict(json.loads(row[0])) if row else None
-
-    def analyses(self) -> list[dict[str, Any]]:
-        return [json.loads(doc) for (doc,) in self._db.execute("SELECT doc FROM analyses ORDER BY name")]
-
-    def put_job(self, *, job: JobRecord) -> None:
-        row = (job.key, job.analysis, job.state, time.time(), _job_text(job))
-        self._write([("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?)", row, False)])
-
-    def create_job(self, *, job: JobRecord) -> bool:
-        row = (job.key, job.analysis, job.state, time.time(), _job_text(job))
-        (created,) = self._write([("INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?)", row, False)])
-        return created == 1
-
-    def get_jobs(self, *, keys: Sequence[str]) -> dict[str, JobRecord]:
-        unique = list(dict.fromkeys(keys))
-        found: dict[str, JobRecord] = {}
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            for key, doc in self._db.execute(f"SELECT key, doc FROM jobs WHERE key IN ({marks})", chunk):  # noqa: S608
-                found[key] = JobRecord.from_doc(json.loads(doc))
-        return found
-
-    def create_jobs(self, *, jobs: Sequence[JobRecord]) -> list[bool]:
-        """In one write transaction: the keys that exist are read (nobody else writes
-        meanwhile), then the new ones inserted at once; a key twice in ``jobs``: the first."""
-        if not jobs:
-            return []
-        now = time.time()
-        with self._immediate() as db:
-            taken = self._existing_jobs([job.key for job in jobs])
-            created = []
-            for job in jobs:
-                created.append(job.key not in taken)
-                taken.add(job.key)
-            rows = [
-                (job.key, job.analysis, job.state, now, _job_text(job))
-                for job, new in zip(jobs, created, strict=True)
-                if new
-            ]
-            db.executemany("INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?)", rows)
-        return created
-
-    def _existing_jobs(self, keys: Sequence[str]) -> set[str]:
-        unique = list(dict.fromkeys(keys))
-        found: set[str] = set()
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            found.update(key for (key,) in self._db.execute(f"SELECT key FROM jobs WHERE key IN ({marks})", chunk))  # noqa: S608
-        return found
-
-    def swap_job(self, *, job: JobRecord, state: str, attempts: int) -> bool:
-        sql = (
-            "UPDATE jobs SET analysis = ?, state = ?, updated = ?, doc = ? "
-            "WHERE key = ? AND state = ? AND COALESCE(json_extract(doc, '$.attempts'), 0) = ?"
-        )
-        row = (job.analysis, job.state, time.time(), _job_text(job), job.key, state, attempts)
-        (swapped,) = self._write([(sql, row, False)])
-        return swapped == 1
-
-    def get_job(self, *, key: str) -> JobRecord | None:
-        row = self._db.execute("SELECT doc FROM jobs WHERE key = ?", (key,)).fetchone()
-        return JobRecord.from_doc(json.loads(row[0])) if row else None
-
-    def jobs(self, *, analysis: str | None = None, state: str | None = None) -> list[JobRecord]:
-        sql, params = "SELECT doc FROM jobs WHERE 1", []
-        if analysis is not None:
-            sql += " AND analysis = ?"
-            params.append(analysis)
-        if state is not None:
-            sql += " AND state = ?"
-            params.append(state)
-        rows = self._db.execute(sql + " ORDER BY updated DESC", params)
-        return [JobRecord.from_doc(json.loads(doc)) for (doc,) in rows]

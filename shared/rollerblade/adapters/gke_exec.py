@@ -65,6 +65,7 @@ __all__ = ["USER", "Cluster", "GkeExecutor", "JobWatcher", "api_client", "job_ma
 
 log = logging.getLogger(__name__)
 
+
 def api_client(*, kubeconfig: str = "", endpoint: str = "", ca_cert: str = "") -> client.ApiClient:
     """A client for a kubeconfig file, a GKE endpoint with Google credentials, or in-cluster."""
     if kubeconfig:

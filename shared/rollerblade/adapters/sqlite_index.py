@@ -25,7 +25,7 @@ import orjson
 
 from rollerblade.adapters.sqlite_catalog import SqliteCatalog
 from rollerblade.adapters.sqlite_catalog import encode_json as _encode
-from rollerblade.adapters.sqlite_layers import LAYERS_SCHEMA, LayerWriter, resolve
+from rollerblade.adapters.sqlite_layers import LAYERS_SCHEMA, REF_COLUMNS, LayerWriter, resolve
 from rollerblade.adapters.sqlite_query import (
     INDEXED_NUMBER_FIELDS,
     INDEXED_TEXT_FIELDS,
@@ -192,7 +192,7 @@ class SqliteIndex(SqliteCatalog, Index):
         with self._immediate() as db:  # checked inside: another process may be converting it too
             if "m" in {row[1] for row in db.execute("PRAGMA table_info(records)")}:
                 return
-            for column in ("m", "o", "p", "q"):
+            for column in REF_COLUMNS:
                 db.execute(f"ALTER TABLE records ADD COLUMN {column} INTEGER")
             after = ("", "")
             sql = "SELECT dataset, path, doc FROM records WHERE (dataset, path) > (?, ?) ORDER BY dataset, path LIMIT ?"

@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import math
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -258,10 +258,7 @@ class LayerWriter:
     def _merged(self, key: str, chain: list[MetadataFile]) -> dict[str, JSONValue]:
         merged = self._chains.get(key)
         if merged is None:
-            merged = {}
-            for doc in chain:
-                merged.update(_content(doc))
-            self._chains[key] = merged
+            merged = self._chains[key] = _merge(chain)
         return merged
 
     def layer(self, kind: str, key: str, content: Mapping[str, JSONValue], *, members: Sequence[str] = ()) -> int:
@@ -307,23 +304,19 @@ class LayerWriter:
             "SELECT id, doc FROM layers WHERE dataset = ? AND kind = 'sidecar' AND key = ?", (self.dataset, path)
         ).fetchone()
         if own is not None:
-            parsed = _parsed(path)
-            docs = self.folder(parsed.directory) if parsed is not None else []
-            content = next((_content(d) for d in docs if d.path == path), {})
-            changed += self._update_if(own[0], own[1], "sidecar", path, content)
+            changed += self._update_if(own[0], own[1], "sidecar", path, _content(self._stored(path)))
         rows = self.db.execute(
             "SELECT l.id, l.key, l.doc FROM layer_members AS lm JOIN layers AS l ON l.id = lm.layer "
             "WHERE lm.dataset = ? AND lm.path = ?",
             (self.dataset, path),
         ).fetchall()
         for layer, key, old in rows:
-            merged: dict[str, JSONValue] = {}
-            for member in key.split("\n"):
-                parsed = _parsed(member)
-                docs = self.folder(parsed.directory) if parsed is not None else []
-                merged.update(next((_content(d) for d in docs if d.path == member), {}))
-            changed += self._update_if(layer, old, "chain", key, merged)
+            changed += self._update_if(layer, old, "chain", key, _merge(self._stored(m) for m in key.split("\n")))
         return changed
+
+    def _stored(self, path: str) -> MetadataFile | None:
+        """The stored metadata file at ``path`` (None: there is none now)."""
+        return next((doc for doc in self.folder(path.rpartition("/")[0]) if doc.path == path), None)
 
     def rechain(self, path: str) -> int:
         """Re-point the records a sidecar added or removed at ``path`` can feed (those of
@@ -379,6 +372,14 @@ class LayerWriter:
         self._rewrite(layer, kind, key, content, doc)
         self._ids.pop((kind, key), None)
         return 1
+
+
+def _merge(chain: Iterable[MetadataFile | None]) -> dict[str, JSONValue]:
+    """The sidecars of a chain merged, far to near (the nearer value wins)."""
+    merged: dict[str, JSONValue] = {}
+    for doc in chain:
+        merged.update(_content(doc))
+    return merged
 
 
 def _content(doc: MetadataFile | None) -> dict[str, JSONValue]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from rollerblade.adapters.sqlite_layers import REF_COLUMNS
 from rollerblade.query import ast
 from rollerblade.query.fields import TAGS_KEY
 
@@ -54,7 +55,7 @@ def number_expr(field: str) -> str:
 #: its id is named like the alias).
 _LAYER_OF = {"participant": "p", "session": "q"}
 #: Joins of the layers, by alias.
-LAYER_JOINS = {alias: f"LEFT JOIN layers {alias} ON {alias}.id = r.{alias}" for alias in ("m", "o", "p", "q")}
+LAYER_JOINS = {alias: f"LEFT JOIN layers {alias} ON {alias}.id = r.{alias}" for alias in REF_COLUMNS}
 
 
 def field_expr(field: str, form: str, joins: set[str]) -> str:

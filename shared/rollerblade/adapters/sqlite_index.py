@@ -137,14 +137,6 @@ _RECORD_COLUMNS = "r.doc, r.m, o.doc, r.p, r.q"
 _RECORD_FROM = "records r LEFT JOIN layers o ON o.id = r.o"
 
 
-def _rows(table: MetadataFile | None) -> Mapping[str, Any]:
-    """The rows of a participants or sessions table by id (none when missing or unread)."""
-    if table is None or not isinstance(table.content, dict):
-        return {}
-    rows = table.content.get("rows", {})
-    return rows if isinstance(rows, dict) else {}
-
-
 class SqliteIndex(SqliteCatalog, Index):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -438,9 +430,8 @@ class SqliteIndex(SqliteCatalog, Index):
         before: Mapping[tuple[str, str], MetadataFile],
         after: Mapping[tuple[str, str], MetadataFile],
     ) -> None:
-        """Bring the layers in line with metadata files just written or deleted: a changed
-        sidecar rewrites the layers holding it, an added or removed one re-points the
-        records that inherit it, a changed table rewrites the rows that changed."""
+        """Bring the layers in line with metadata files just written or deleted (see
+        :meth:`LayerWriter.file_changed`)."""
         writers: dict[str, LayerWriter] = {}
         for key in sorted(set(before) | set(after)):
             dataset, path = key
@@ -448,15 +439,7 @@ class SqliteIndex(SqliteCatalog, Index):
             writer = writers.get(dataset)
             if writer is None:
                 writer = writers[dataset] = LayerWriter(db, dataset, _decode, self._metadata_doc)
-            kind = (new or old).kind  # type: ignore[union-attr]
-            if kind == "sidecar":
-                writer.content_changed(path)
-                if (old is None) != (new is None):
-                    writer.rechain(path)
-            elif kind == "participants" and (new or old).directory == "":  # type: ignore[union-attr]
-                writer.rows_changed("participant", _rows(old), _rows(new))
-            elif kind == "sessions":
-                writer.rows_changed("session", _rows(old), _rows(new), prefix=(new or old).directory + "/")  # type: ignore[union-attr]
+            writer.file_changed(path, old, new)
         names = {(w.dataset, name) for w in writers.values() for name in w.fields}
         if names:
             self._note_fields(db, names)

@@ -185,7 +185,7 @@ class LayerWriter:
             found = {}
             for doc in self.folder(directory):  # path order: the last one wins, as in DatasetContext
                 if doc.kind == kind and isinstance(doc.content, dict):
-                    found = doc.content.get("rows", {})
+                    found = _table_rows(doc)
             self._tables[(kind, directory)] = found
         return found
 
@@ -296,6 +296,22 @@ class LayerWriter:
         self.fields.update(names)
 
     # -- metadata changes -----------------------------------------------------------
+    def file_changed(self, path: str, old: MetadataFile | None, new: MetadataFile | None) -> None:
+        """Bring the layers in line with a metadata file just written (``new``) or deleted
+        over ``old``: a changed sidecar rewrites the layers holding it, an added or removed
+        one re-points the records that inherit it, a changed table rewrites its changed rows."""
+        file = new or old
+        if file is None:
+            return
+        if file.kind == "sidecar":
+            self.content_changed(path)
+            if (old is None) != (new is None):
+                self.rechain(path)
+        elif file.kind == "participants" and file.directory == "":
+            self.rows_changed("participant", _table_rows(old), _table_rows(new))
+        elif file.kind == "sessions":
+            self.rows_changed("session", _table_rows(old), _table_rows(new), prefix=file.directory + "/")
+
     def content_changed(self, path: str) -> int:
         """Rewrite the layers holding the sidecar at ``path`` from the stored metadata;
         returns how many changed."""
@@ -380,6 +396,14 @@ def _merge(chain: Iterable[MetadataFile | None]) -> dict[str, JSONValue]:
     for doc in chain:
         merged.update(_content(doc))
     return merged
+
+
+def _table_rows(table: MetadataFile | None) -> Mapping[str, Any]:
+    """The rows of a participants or sessions table by id (none when missing or unread)."""
+    if table is None or not isinstance(table.content, dict):
+        return {}
+    rows = table.content.get("rows", {})
+    return rows if isinstance(rows, dict) else {}
 
 
 def _content(doc: MetadataFile | None) -> dict[str, JSONValue]:

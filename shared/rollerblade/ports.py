@@ -148,8 +148,12 @@ class Index(abc.ABC):
         ``directories`` or at any depth below the folder ``under`` (``""``: the whole dataset)."""
 
     @abc.abstractmethod
-    def replace_dataset(self, *, name: str, records: Sequence[ScanRecord], metadata: Sequence[MetadataFile]) -> None:
-        """Atomically make these the dataset's only records and metadata files."""
+    def replace_dataset(self, *, name: str, records: Iterable[ScanRecord], metadata: Sequence[MetadataFile]) -> None:
+        """Atomically make these the dataset's only records and metadata files.
+
+        ``records`` may be a stream (a generator) that is still being built: it is read
+        once, and an adapter may write it while it runs, so a large build need not be held
+        in memory. If reading it raises, nothing is replaced."""
 
     # -- datasets -------------------------------------------------------------------
     @abc.abstractmethod

@@ -4,6 +4,7 @@ corpus answers exactly what the reference evaluator answers over the same record
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,32 @@ def test_replace_dataset_is_complete(index: Index, cohort_records: tuple[list[Sc
     assert [r.path for r in index.records(dataset="site-b")] == sorted(r.path for r in mine)
     assert index.metadata(dataset="site-b") == []
     assert len(list(index.records(dataset="site-a"))) == sum(r.dataset == "site-a" for r in records)
+
+
+def test_replace_dataset_from_a_failing_stream_replaces_nothing(
+    index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]
+) -> None:
+    """reindex hands its records over as a stream while they are built: a build that
+    fails half way (a worker crash, an interrupt) must leave the dataset as it was."""
+    records, metadata = cohort_records
+    index.put_records(records=records)
+    index.put_metadata(files=metadata)
+    before = sorted(r.path for r in index.records(dataset="site-b"))
+    mine = [dataclasses.replace(r, error="rebuilt") for r in records if r.dataset == "site-b"]
+
+    def stream() -> Iterator[ScanRecord]:
+        yield from mine[: len(mine) // 2]
+        raise OSError("a worker died")
+
+    with pytest.raises(OSError, match="a worker died"):
+        index.replace_dataset(name="site-b", records=stream(), metadata=[])
+    after = list(index.records(dataset="site-b"))
+    assert sorted(r.path for r in after) == before
+    assert not any(r.error == "rebuilt" for r in after)
+    assert len(index.metadata(dataset="site-b")) == sum(m.dataset == "site-b" for m in metadata)
+    # and a stream read to its end replaces the dataset as a list does
+    index.replace_dataset(name="site-b", records=iter(mine), metadata=[])
+    assert {r.path for r in index.records(dataset="site-b") if r.error == "rebuilt"} == {r.path for r in mine}
 
 
 def test_datasets_and_stats(index: Index, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]) -> None:

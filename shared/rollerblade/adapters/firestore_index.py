@@ -374,7 +374,8 @@ class FirestoreIndex(FirestoreCatalog, Index):
         docs = {s.id: s for q in queries for s in self._stream("metadata", q)}
         return sorted((self._metadata_doc(s) for s in docs.values()), key=lambda m: m.path)
 
-    def replace_dataset(self, *, name: str, records: Sequence[ScanRecord], metadata: Sequence[MetadataFile]) -> None:
+    def replace_dataset(self, *, name: str, records: Iterable[ScanRecord], metadata: Sequence[MetadataFile]) -> None:
+        records = list(records)  # read to the end before any write: a stream that fails replaces nothing
         keep_records = {_id(r.dataset, r.path) for r in records}
         keep_meta = {_id(m.dataset, m.path) for m in metadata}
         stale = []

@@ -106,9 +106,31 @@ _BIG_DOC = 1 << 16
 def _views(record: ScanRecord) -> tuple[str, str, set[str]]:
     """The flat views of what is the record's own (its inherited parts are layers)."""
     flat = flatten(dataclasses.replace(record, meta={}, participant={}, session={}))
-    numbers = {k: x for k, v in flat.items() if (x := number_form(v)) is not None and math.isfinite(x)}
-    texts = {k: text_form(v) for k, v in flat.items()}
+    texts = {}
+    numbers = {}
+    for name, value in flat.items():
+        texts[name], number = _forms(value)
+        if number is not None and math.isfinite(number):
+            numbers[name] = number
     return _encode(texts), _encode(numbers), set(flat)
+
+
+#: (type, value) -> its text and number forms, for the scalars records repeat (entity
+#: values, image facts): a reindex would otherwise work them out ~25 times per record.
+_FORMS: dict[tuple[type, Any], tuple[str, float | None]] = {}
+_FORMS_MAX = 100_000
+
+
+def _forms(value: Any) -> tuple[str, float | None]:
+    if not isinstance(value, (str, int, float)):
+        return text_form(value), number_form(value)
+    key = (type(value), value)  # the type: 1, 1.0 and True are equal keys but differ in form
+    found = _FORMS.get(key)
+    if found is None:
+        if len(_FORMS) >= _FORMS_MAX:
+            _FORMS.clear()
+        found = _FORMS[key] = (text_form(value), number_form(value))
+    return found
 
 
 def _own_doc(record: ScanRecord) -> dict[str, Any]:
@@ -130,6 +152,9 @@ def _metadata_text(file: MetadataFile) -> str:
     return _encode({field.name: getattr(file, field.name) for field in dataclasses.fields(file)})
 
 
+#: Records of a streamed replace_dataset written per statement.
+REPLACE_CHUNK = 1000
+
 _INSERT_RECORD = "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 #: What a record is read from: its own document, its own sidecar's (one to one: joined)
 #: and the ids of its shared layers (read once per query, see _resolved).
@@ -143,8 +168,7 @@ class SqliteIndex(SqliteCatalog, Index):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = self._connect()
         # An index at the current schema is opened without writing anything, so readers
         # (query, show, download) never wait for, nor fail on, a writer's transaction.
         self._holders: dict[str, set[str]] | None = None  # field -> datasets, read on first use
@@ -192,22 +216,29 @@ class SqliteIndex(SqliteCatalog, Index):
                 self._store(db, [ScanRecord.from_decoded(_decode(doc)) for _, _, doc in batch])
                 after = batch[-1][:2]
 
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
     def close(self) -> None:
         self._db.close()
 
     @contextlib.contextmanager
-    def _immediate(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE: nobody else writes until it ends);
-        rolled back on any error; a busy database is a :class:`TemporaryError`."""
-        with self._lock:
+    def _immediate(self, db: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: nobody else writes until it ends) on the
+        shared connection, or on ``db``, a connection of the caller's own; rolled back on
+        any error; a busy database is a :class:`TemporaryError`."""
+        db = db or self._db
+        with self._lock if db is self._db else contextlib.nullcontext():
             try:
-                self._db.execute("BEGIN IMMEDIATE")
+                db.execute("BEGIN IMMEDIATE")
                 try:
-                    yield self._db
+                    yield db
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    db.execute("ROLLBACK")
                     raise
-                self._db.execute("COMMIT")
+                db.execute("COMMIT")
             except sqlite3.OperationalError as e:
                 if "locked" in str(e) or "busy" in str(e):
                     raise TemporaryError(f"index {self.path} is busy: {e}", delay=0.5) from e
@@ -244,22 +275,21 @@ class SqliteIndex(SqliteCatalog, Index):
         records: Sequence[ScanRecord],
         *,
         refresh: bool = False,
-        metadata: Sequence[MetadataFile] | None = None,
+        writers: dict[str, LayerWriter] | None = None,
     ) -> int:
         """Write ``records`` with their layers inside the caller's transaction; returns
         how many rows were written (``refresh``: only where the stored generation is not
-        newer, see :meth:`refresh_records`; ``metadata``: all that their one dataset has)."""
+        newer, see :meth:`refresh_records`; ``writers``: the layer writers of datasets
+        written in several calls of one transaction, by dataset, added to as needed)."""
         if refresh:  # decided before any layer is written: a record's own layers are shared by its versions
             records = [r for r in records if self._stored_generation(db, r.dataset, r.path) in range(r.generation + 1)]
-        writers: dict[str, LayerWriter] = {}
+        writers = {} if writers is None else writers
         rows = []
         names: set[tuple[str, str]] = set()
         for record in records:
             writer = writers.get(record.dataset)
             if writer is None:
-                writer = writers[record.dataset] = LayerWriter(
-                    db, record.dataset, _decode, self._metadata_doc, files=metadata
-                )
+                writer = writers[record.dataset] = LayerWriter(db, record.dataset, _decode, self._metadata_doc)
             refs = writer.refs(record)
             s, n, own = _views(record)
             names.update((record.dataset, name) for name in own)
@@ -474,14 +504,31 @@ class SqliteIndex(SqliteCatalog, Index):
             cached = self._big_docs[doc] = MetadataFile.from_doc(_decode(doc))
         return cached
 
-    def replace_dataset(self, *, name: str, records: Sequence[ScanRecord], metadata: Sequence[MetadataFile]) -> None:
+    def replace_dataset(self, *, name: str, records: Iterable[ScanRecord], metadata: Sequence[MetadataFile]) -> None:
+        """Written as ``records`` is read, :data:`REPLACE_CHUNK` at a time, in one
+        transaction on a connection of its own: this object's readers (the API's thread)
+        see the old records until the commit, and a stream still being built is written
+        while it runs without being held in memory."""
         meta_rows = [(m.dataset, m.path, m.directory, _metadata_text(m)) for m in metadata]
-        with self._immediate() as db:
-            for table in ("records", "metadata", "layers", "layer_members"):
-                db.execute(f"DELETE FROM {table} WHERE dataset = ?", (name,))  # noqa: S608
-            db.executemany("INSERT INTO metadata VALUES (?, ?, ?, ?)", meta_rows)
-            written = self._store(db, [r for r in records if r.dataset == name], metadata=metadata)
-            written += self._store(db, [r for r in records if r.dataset != name])
+        own = self._db if self.path == ":memory:" else self._connect()
+        written = 0
+        try:
+            with self._immediate(own) as db:
+                for table in ("records", "metadata", "layers", "layer_members"):
+                    db.execute(f"DELETE FROM {table} WHERE dataset = ?", (name,))  # noqa: S608
+                db.executemany("INSERT INTO metadata VALUES (?, ?, ?, ?)", meta_rows)
+                # the dataset's layers are all new: its writer reads no table (files=)
+                writers = {name: LayerWriter(db, name, _decode, self._metadata_doc, files=metadata)}
+                chunk: list[ScanRecord] = []
+                for record in records:
+                    chunk.append(record)
+                    if len(chunk) >= REPLACE_CHUNK:
+                        written += self._store(db, chunk, writers=writers)
+                        chunk.clear()
+                written += self._store(db, chunk, writers=writers)
+        finally:
+            if own is not self._db:
+                own.close()
         self._counted(written)
 
     # -- datasets -------------------------------------------------------------------

@@ -7,8 +7,11 @@ Header reads and record building run in forked worker processes for large datase
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import contextlib
 import dataclasses
+import itertools
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator
@@ -34,6 +37,12 @@ def _derivative_of(key: str) -> str | None:
 _JOB: tuple[Storage, str, DatasetContext] | None = None
 #: Below this many files, worker processes cost more than they save.
 PARALLEL_THRESHOLD = 2000
+#: Data files per task sent to a worker process.
+CHUNK = 256
+#: Tasks in flight per worker process: enough to keep them busy while the parent writes.
+WINDOW = 3
+#: Records between two progress reports.
+PROGRESS_EVERY = 500
 
 
 def _build_one(parsed: BidsPath) -> ScanRecord | None:
@@ -50,23 +59,36 @@ def _build_chunk(chunk: list[BidsPath]) -> list[ScanRecord | None]:
     return [_build_one(parsed) for parsed in chunk]
 
 
-def _build_all(items: list[BidsPath], workers: int, storage: Storage) -> Iterator[ScanRecord | None]:
-    """Build records: in forked worker processes for a local storage with many files
-    (header parsing is CPU-bound Python), in threads for network storages (I/O-bound, and
-    their connections must not be shared across a fork)."""
+@contextlib.contextmanager
+def _building(items: list[BidsPath], workers: int, storage: Storage) -> Iterator[Iterator[ScanRecord | None]]:
+    """Records built from ``items``, in order: in forked worker processes for a local
+    storage with many files (header parsing is CPU-bound Python), in threads for network
+    storages (I/O-bound, and their connections must not be shared across a fork).
+
+    The workers are forked on entry, before the caller opens its write transaction, and
+    hold at most :data:`WINDOW` chunks per worker in flight: a caller that writes the
+    records as they come keeps only those in memory."""
     processes = min(workers, os.cpu_count() or 1)
     forkable = storage.fork_safe and "fork" in mp.get_all_start_methods()
     if forkable and processes >= 2 and len(items) >= PARALLEL_THRESHOLD:
-        size = 256
-        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        chunks = iter([items[i : i + CHUNK] for i in range(0, len(items), CHUNK)])
         with concurrent.futures.ProcessPoolExecutor(processes, mp_context=mp.get_context("fork")) as pool:
-            for built in pool.map(_build_chunk, chunks):
-                yield from built
+            pending = collections.deque(
+                pool.submit(_build_chunk, c) for c in itertools.islice(chunks, WINDOW * processes)
+            )
+
+            def results() -> Iterator[ScanRecord | None]:
+                while pending:
+                    built = pending.popleft().result()
+                    pending.extend(pool.submit(_build_chunk, c) for c in itertools.islice(chunks, 1))
+                    yield from built
+
+            yield results()
     elif not forkable and workers > 1 and len(items) > 1:
         with concurrent.futures.ThreadPoolExecutor(workers) as threads:
-            yield from threads.map(_build_one, items)
+            yield threads.map(_build_one, items)
     else:
-        yield from map(_build_one, items)
+        yield map(_build_one, items)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,41 +132,52 @@ def reindex_dataset(
             data.setdefault(parsed.path, parsed)
         elif parsed.kind not in ("opaque", "document"):
             metadata_objects.append((obj, parsed))
-    with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as readers:  # network storages: many small reads
-        contents = list(readers.map(lambda item: storage.read(key=item[0].key), metadata_objects))
+    if storage.fork_safe:  # a local storage: a thread per read would cost more than the read
+        contents = [storage.read(key=obj.key) for obj, _ in metadata_objects]
+    else:  # network storages: many small reads, each a round trip
+        with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as readers:
+            contents = list(readers.map(lambda item: storage.read(key=item[0].key), metadata_objects))
     for (obj, parsed), content in zip(metadata_objects, contents, strict=True):
         metadata.append(parse_metadata(dataset=dataset, parsed=parsed, data=content, generation=obj.generation))
     context = DatasetContext(metadata)
-    records = [
+    unparsed = [
         unparsable_record(dataset, path, storage.stat(key=obj.key), error) for path, (obj, error) in unparsable.items()
     ]
-    total = len(data) + len(records)
-    done = len(records)
+    total = len(data) + len(unparsed)
+    done = written = 0
+    errors = [(m.path, m.error) for m in metadata if m.error]
 
+    def stream(built: Iterator[ScanRecord | None]) -> Iterator[ScanRecord]:
+        """The records as they are built, counted, their errors kept, progress reported."""
+        nonlocal done, written
+        for record in itertools.chain(unparsed, built):
+            done += 1
+            if record is not None:
+                written += 1
+                if record.error:
+                    errors.append((record.path, record.error))
+                yield record
+            if progress is not None and (done % PROGRESS_EVERY == 0 or done == total):
+                progress(done, total)
+
+    before = index.dataset_stats(name=dataset)["records"]
     global _JOB
     _JOB = (storage, dataset, context)
     try:
-        for record in _build_all(list(data.values()), workers, storage):
-            if record is not None:
-                records.append(record)
-            done += 1
-            if progress is not None and (done % 500 == 0 or done == total):
-                progress(done, total)
+        with _building(list(data.values()), workers, storage) as built:
+            index.replace_dataset(name=dataset, records=stream(built), metadata=metadata)
     finally:
         _JOB = None
-    before = index.dataset_stats(name=dataset)["records"]
-    index.replace_dataset(name=dataset, records=records, metadata=metadata)
-    removed = max(0, before - len(records))
+    removed = max(0, before - written)
     for doc in metadata:
         if doc.kind == "description" and isinstance(doc.content, dict):
             update_description(index, dataset, doc)
-    errors = [(r.path, r.error) for r in records if r.error] + [(m.path, m.error) for m in metadata if m.error]
     info = index.get_dataset(name=dataset)
     return ReindexReport(
         unfinished_import=info is not None and info.state == "importing",
         dataset=dataset,
         objects=len(objects),
-        records=len(records),
+        records=written,
         metadata=len(metadata),
         errors=tuple(sorted((p, e) for p, e in errors if e)),
         removed=removed,

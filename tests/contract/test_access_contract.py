@@ -252,6 +252,31 @@ def test_grants_filter_by_kind_resource_and_user(access: Access) -> None:
     assert access.resources(kind="analysis", user="bob", rights=("run", "manage")) == set()
 
 
+def test_a_grant_or_revoke_counts_at_once_on_every_connection(open_access: Callable[..., Access]) -> None:
+    """Each query asks for the user's readable datasets; an adapter may keep them between
+    calls, but a grant or a revoke, made here or through another connection (another
+    process, another function instance), must count on the very next call."""
+    here, there = open_access(), open_access()
+    read = ("read", "write", "manage")
+
+    def change(store: Access, resource: str, right: str | None) -> None:
+        new = Grant("dataset", resource, "bob", right) if right else None
+        store.change_grant(kind="dataset", resource=resource, user="bob", change=lambda _: new)
+
+    assert here.resources(kind="dataset", user="bob", rights=read) == set()
+    change(there, "ds1", "read")
+    assert here.resources(kind="dataset", user="bob", rights=read) == {"ds1"}
+    change(here, "ds2", "write")
+    assert here.resources(kind="dataset", user="bob", rights=read) == {"ds1", "ds2"}
+    assert there.resources(kind="dataset", user="bob", rights=read) == {"ds1", "ds2"}
+    change(there, "ds1", None)
+    assert here.resources(kind="dataset", user="bob", rights=read) == {"ds2"}
+    assert here.resources(kind="dataset", user="bob", rights=("manage",)) == set()
+    change(here, "ds2", "manage")
+    assert there.resources(kind="dataset", user="bob", rights=("manage",)) == {"ds2"}
+    assert here.resources(kind="dataset", user="bob", rights=("manage",)) == {"ds2"}
+
+
 def test_drop_resource_deletes_only_that_resources_grants(access: Access) -> None:
     manage(access, "ada", resource="ds1")
     manage(access, "bob", resource="ds1")

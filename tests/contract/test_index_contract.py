@@ -4,6 +4,7 @@ corpus answers exactly what the reference evaluator answers over the same record
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -382,4 +383,35 @@ def test_sqlite_slices_of_a_big_dataset_use_the_label_index(tmp_path: Path) -> N
     plan = " ".join(row[3] for row in index._db.execute(f"EXPLAIN QUERY PLAN {sql} ORDER BY r.dataset, r.path", params))
     assert "records_sub_dataset" in plan, plan
     assert len(list(index.query(node=node))) == 40
+    index.close()
+
+
+def test_sqlite_large_access_scopes_read_from_a_table_select_what_the_reference_does(
+    tmp_path: Path, cohort_records: tuple[list[ScanRecord], list[MetadataFile]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user who may read many datasets has every query narrowed by ``dataset IN (...)``;
+    SQLite reads a large set from a temporary table made once per set (at most
+    ``SET_TABLES``, then listed in the SQL). Either way the records must be exactly those
+    the reference evaluator selects (SQLite-only: its temporary tables)."""
+    from rollerblade.pipeline.guard import narrow
+    from rollerblade.query import ast
+
+    records, _ = cohort_records
+    base = [r for r in records if r.dataset == "site-a"][:20]
+    clones = [dataclasses.replace(r, dataset=f"ds{i:02d}") for i in range(60) for r in base]
+    index = sqlite_index.SqliteIndex(tmp_path / "index.sqlite")
+    index.put_records(records=clones)
+    monkeypatch.setattr(sqlite_index, "SET_TABLES", 3)
+    rng = random.Random(5)
+    names = sorted({r.dataset for r in clones})
+    for _ in range(5):
+        readable = rng.sample(names, rng.randint(sqlite_index.SET_TABLE_LEAST, len(names) - 1))
+        for text in ("", "suffix=T1w", "NOT suffix=bold", "sub IN (001, 002) OR datatype=func"):
+            node = narrow(parse_query(text) if text else ast.All(), readable)
+            assert node is not None
+            expected = sorted((r.dataset, r.path) for r in clones if matches(node, flatten(r)))
+            assert expected and {d for d, _ in expected} <= set(readable)
+            assert sorted((r.dataset, r.path) for r in index.query(node=node)) == expected, text
+            assert index.count(node=node) == len(expected), text
+    assert len(index._tables) == 3  # the first three sets were read from tables, the last two listed
     index.close()

@@ -29,6 +29,7 @@ from rollerblade.adapters.sqlite_layers import LAYERS_SCHEMA, REF_COLUMNS, Layer
 from rollerblade.adapters.sqlite_query import (
     INDEXED_NUMBER_FIELDS,
     INDEXED_TEXT_FIELDS,
+    dataset_sets,
     number_expr,
     select,
     text_expr,
@@ -152,6 +153,10 @@ def _metadata_text(file: MetadataFile) -> str:
     return _encode({field.name: getattr(file, field.name) for field in dataclasses.fields(file)})
 
 
+#: A ``dataset IN (...)`` of at least this many names is read from a temporary table.
+SET_TABLE_LEAST = 32
+#: Temporary tables of dataset names one connection keeps at most.
+SET_TABLES = 256
 #: Records of a streamed replace_dataset written per statement.
 REPLACE_CHUNK = 1000
 
@@ -175,6 +180,7 @@ class SqliteIndex(SqliteCatalog, Index):
         self._unanalyzed = 0  # rows written since the statistics were taken
         self._big_docs: dict[str, MetadataFile] = {}  # stored text -> decoded (see _metadata_doc)
         self._fields: set[str] = set()
+        self._tables: dict[frozenset[str], str] = {}  # see _set_tables
         if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             self._create_schema()
         self._fields = {row[0] for row in self._db.execute("SELECT name FROM fields")}
@@ -408,7 +414,7 @@ class SqliteIndex(SqliteCatalog, Index):
         yield from self._resolved(cursor)
 
     def query(self, *, node: ast.Node, limit: int | None = None) -> Iterator[ScanRecord]:
-        sql, params = select(node, _RECORD_COLUMNS, join=("o",))
+        sql, params = select(node, _RECORD_COLUMNS, join=("o",), tables=self._set_tables(node))
         sql += " ORDER BY r.dataset, r.path"
         if limit is not None:
             sql += " LIMIT ?"
@@ -416,8 +422,24 @@ class SqliteIndex(SqliteCatalog, Index):
         yield from self._resolved(self._db.execute(sql, params))
 
     def count(self, *, node: ast.Node) -> int:
-        sql, params = select(node, "count(*)")
+        sql, params = select(node, "count(*)", tables=self._set_tables(node))
         return int(self._db.execute(sql, params).fetchone()[0])
+
+    def _set_tables(self, node: ast.Node) -> dict[frozenset[str], str]:
+        """Temporary tables holding the large ``dataset IN (...)`` sets of ``node`` (a
+        user's access scope), made on first use and kept for this connection's life. At
+        most :data:`SET_TABLES` are made (a table another thread's statement may be reading
+        is never dropped); past that, a set is listed in the SQL as before."""
+        wanted = dataset_sets(node, SET_TABLE_LEAST)
+        missing = wanted - self._tables.keys()
+        if missing and len(self._tables) < SET_TABLES:
+            with self._lock:  # not inside a write transaction of another thread on this connection
+                for names in sorted(missing - self._tables.keys(), key=len)[: SET_TABLES - len(self._tables)]:
+                    table = f"dataset_set_{len(self._tables)}"
+                    self._db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (name TEXT PRIMARY KEY) WITHOUT ROWID")
+                    self._db.executemany(f"INSERT OR IGNORE INTO temp.{table} VALUES (?)", [(n,) for n in names])
+                    self._tables[names] = table
+        return {names: self._tables[names] for names in wanted if names in self._tables}
 
     def known_fields(self, *, datasets: Collection[str] | None = None, fresh: bool = False) -> set[str]:
         if datasets is not None:

@@ -16,6 +16,7 @@ walk the primary key in result order instead of sorting.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from rollerblade.adapters.sqlite_layers import REF_COLUMNS
@@ -88,12 +89,14 @@ def _number_operand(field: str, joins: set[str]) -> str:
     return field_expr(field, "n", joins)
 
 
-def select(node: ast.Node, what: str, *, join: tuple[str, ...] = ()) -> tuple[str, list[Any]]:
+def select(
+    node: ast.Node, what: str, *, join: tuple[str, ...] = (), tables: Mapping[frozenset[str], str] | None = None
+) -> tuple[str, list[Any]]:
     """``SELECT what FROM records r`` (with the layers ``node`` reads, and those aliased in
-    ``join``) ``WHERE node``."""
-    where, params, joins = compile_where(node)
-    tables = " ".join(["records r", *(LAYER_JOINS[alias] for alias in sorted(joins | set(join)))])
-    return f"SELECT {what} FROM {tables} WHERE {where}", params
+    ``join``) ``WHERE node``; ``tables``: see :func:`compile_where`."""
+    where, params, joins = compile_where(node, tables=tables)
+    source = " ".join(["records r", *(LAYER_JOINS[alias] for alias in sorted(joins | set(join)))])
+    return f"SELECT {what} FROM {source} WHERE {where}", params
 
 
 def glob_pattern(pattern: str) -> str:
@@ -101,15 +104,51 @@ def glob_pattern(pattern: str) -> str:
     return pattern.replace("[", "[[]")
 
 
-def compile_where(node: ast.Node) -> tuple[str, list[Any], set[str]]:
+def compile_where(
+    node: ast.Node, *, tables: Mapping[frozenset[str], str] | None = None
+) -> tuple[str, list[Any], set[str]]:
     """SQL boolean expression over ``records r``, its parameters, and the aliases of the
-    layers it reads (see :data:`LAYER_JOINS`)."""
+    layers it reads (see :data:`LAYER_JOINS`). ``tables``: temporary tables of one text
+    column, by the set of texts they hold; ``dataset IN (...)`` of such a set reads the
+    table instead of listing its texts (see :func:`dataset_sets`)."""
     params: list[Any] = []
     joins: set[str] = set()
-    return _compile(node, params, joins), params, joins
+    return _compile(node, params, joins, tables or {}), params, joins
 
 
-def _compile(node: ast.Node, params: list[Any], joins: set[str]) -> str:
+def dataset_sets(node: ast.Node, least: int) -> set[frozenset[str]]:
+    """The sets of texts of the ``dataset IN (...)`` terms of ``node`` with at least
+    ``least`` of them: an access scope. SQLite builds the list of an ``IN (?, ...)`` anew
+    each time a statement runs (~1 us a value); a table holding it is read as it stands."""
+    found = set()
+    if isinstance(node, ast.In) and len(node.values) >= least and (names := _text_set(node)) is not None:
+        found.add(names)
+    children = node.items if isinstance(node, (ast.And, ast.Or)) else (node.item,) if isinstance(node, ast.Not) else ()
+    for child in children:
+        found |= dataset_sets(child, least)
+    return found
+
+
+#: id of a ``dataset IN (...)`` node -> (the node, its set of texts or None): an access
+#: scope is one node reused by every query of its user (see guard.narrow), so its set is
+#: worked out once, not twice per query.
+_SETS: dict[int, tuple[ast.In, frozenset[str] | None]] = {}
+
+
+def _text_set(node: ast.In) -> frozenset[str] | None:
+    """The texts of ``dataset IN (...)``; None for another field or any number among them."""
+    if node.field.name != "dataset":
+        return None
+    known = _SETS.get(id(node))
+    if known is None or known[0] is not node:
+        if len(_SETS) >= 256:
+            _SETS.clear()
+        texts = frozenset(v.text for v in node.values) if all(v.number is None for v in node.values) else None
+        known = _SETS[id(node)] = (node, texts)  # the node is held: its id is not reused meanwhile
+    return known[1]
+
+
+def _compile(node: ast.Node, params: list[Any], joins: set[str], tables: Mapping[frozenset[str], str]) -> str:
     if isinstance(node, ast.All):
         return "1"
     if isinstance(node, ast.Compare):
@@ -124,6 +163,9 @@ def _compile(node: ast.Node, params: list[Any], joins: set[str]) -> str:
         return f"{_text_operand(name, joins)} {node.op} ?"
     if isinstance(node, ast.In):
         name = node.field.name
+        names = _text_set(node) if tables else None
+        if names is not None and (table := tables.get(names)) is not None:
+            return f"{_text_operand(name, joins)} IN temp.{table}"
         parts = []
         numbers = [v.number for v in node.values if v.number is not None]
         texts = [v.text for v in node.values if v.number is None]
@@ -137,9 +179,9 @@ def _compile(node: ast.Node, params: list[Any], joins: set[str]) -> str:
     if isinstance(node, ast.Exists):
         return f"{field_expr(node.field.name, 's', joins)} IS NOT NULL"
     if isinstance(node, ast.And):
-        return "(" + " AND ".join(_compile(item, params, joins) for item in node.items) + ")"
+        return "(" + " AND ".join(_compile(item, params, joins, tables) for item in node.items) + ")"
     if isinstance(node, ast.Or):
-        return "(" + " OR ".join(_compile(item, params, joins) for item in node.items) + ")"
+        return "(" + " OR ".join(_compile(item, params, joins, tables) for item in node.items) + ")"
     if isinstance(node, ast.Not):
-        return f"NOT COALESCE(({_compile(node.item, params, joins)}), 0)"
+        return f"NOT COALESCE(({_compile(node.item, params, joins, tables)}), 0)"
     raise TypeError(f"not a query node: {node!r}")

@@ -207,7 +207,9 @@ WORKERS = {
 
 def run_worker(tool: str, root: Path, repeats: int) -> dict[str, Any]:
     """Run one tool in a fresh process; its peak RSS is the largest sum over the process and
-    all its children (forked index workers included), sampled every 20 ms."""
+    all its children (forked index workers included), sampled every 20 ms. The sum counts
+    the pages forked workers share with their parent once per process; the peak PSS
+    (proportional set size, sampled every 200 ms: reading it costs more) counts them once."""
     import psutil
 
     proc = subprocess.Popen(
@@ -216,20 +218,25 @@ def run_worker(tool: str, root: Path, repeats: int) -> dict[str, Any]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    peak = 0
+    peak = peak_pss = 0
     parent = psutil.Process(proc.pid)
+    samples = 0
     while proc.poll() is None:
         try:
             tree = [parent, *parent.children(recursive=True)]
             peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            if samples % 10 == 0:
+                peak_pss = max(peak_pss, sum(p.memory_full_info().pss for p in tree if p.is_running()))
         except psutil.Error:
             pass
+        samples += 1
         time.sleep(0.02)
     stdout, stderr = proc.communicate()
     if proc.returncode != 0:
         raise SystemExit(f"{tool} failed:\n{stderr[-3000:]}")
     result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     result["peak_rss_mb"] = max(result["peak_rss_mb"], peak / 2**20)
+    result["peak_pss_mb"] = peak_pss / 2**20
     return result
 
 
@@ -296,6 +303,7 @@ def report(results: dict[str, dict[str, Any]]) -> None:
 
     row("full index (s)", lambda r: r["index_s"], ".2f")
     row("peak RSS, all processes (MB)", lambda r: r["peak_rss_mb"], ".0f")
+    row("peak PSS, all processes (MB)", lambda r: r["peak_pss_mb"], ".0f")
     for name in [*QUERIES, "10k-record result"]:
         row(f"query {name} (ms)", lambda r, n=name: r["queries"][n][0], ".2f")
     print("\nrecords:", {t: r["records"] for t, r in results.items()})

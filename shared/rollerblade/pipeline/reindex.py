@@ -11,6 +11,7 @@ import collections
 import concurrent.futures
 import contextlib
 import dataclasses
+import gc
 import itertools
 import multiprocessing as mp
 import os
@@ -72,18 +73,25 @@ def _building(items: list[BidsPath], workers: int, storage: Storage) -> Iterator
     forkable = storage.fork_safe and "fork" in mp.get_all_start_methods()
     if forkable and processes >= 2 and len(items) >= PARALLEL_THRESHOLD:
         chunks = iter([items[i : i + CHUNK] for i in range(0, len(items), CHUNK)])
-        with concurrent.futures.ProcessPoolExecutor(processes, mp_context=mp.get_context("fork")) as pool:
-            pending = collections.deque(
-                pool.submit(_build_chunk, c) for c in itertools.islice(chunks, WINDOW * processes)
-            )
+        # The workers inherit the parent's objects (the dataset's context, its listing).
+        # Frozen, the collector leaves them alone in the workers, so it does not copy
+        # every page of them into each (the gc module's advice for fork without exec).
+        gc.freeze()
+        try:
+            with concurrent.futures.ProcessPoolExecutor(processes, mp_context=mp.get_context("fork")) as pool:
+                pending = collections.deque(
+                    pool.submit(_build_chunk, c) for c in itertools.islice(chunks, WINDOW * processes)
+                )
 
-            def results() -> Iterator[ScanRecord | None]:
-                while pending:
-                    built = pending.popleft().result()
-                    pending.extend(pool.submit(_build_chunk, c) for c in itertools.islice(chunks, 1))
-                    yield from built
+                def results() -> Iterator[ScanRecord | None]:
+                    while pending:
+                        built = pending.popleft().result()
+                        pending.extend(pool.submit(_build_chunk, c) for c in itertools.islice(chunks, 1))
+                        yield from built
 
-            yield results()
+                yield results()
+        finally:
+            gc.unfreeze()
     elif not forkable and workers > 1 and len(items) > 1:
         with concurrent.futures.ThreadPoolExecutor(workers) as threads:
             yield threads.map(_build_one, items)

@@ -415,3 +415,23 @@ def test_sqlite_large_access_scopes_read_from_a_table_select_what_the_reference_
             assert index.count(node=node) == len(expected), text
     assert len(index._tables) == 3  # the first three sets were read from tables, the last two listed
     index.close()
+
+
+def test_sqlite_counts_on_participant_fields_read_the_reference_index(
+    tmp_path: Path, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]
+) -> None:
+    """``count(participant.age>60)`` tests every record: it must scan the narrow index of
+    layer references, not the records table (rows ~1.7 KB each; SQLite-only: a plan)."""
+    from rollerblade.adapters.sqlite_query import select
+
+    records, metadata = cohort_records
+    index = sqlite_index.SqliteIndex(tmp_path / "index.sqlite")
+    index.put_metadata(files=metadata)
+    index.put_records(records=records)
+    node = parse_query("participant.age>60")
+    sql, params = select(node, "count(*)")
+    plan = " ".join(row[3] for row in index._db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+    assert "COVERING INDEX records_refs" in plan, plan
+    expected = sum(matches(node, flatten(r)) for r in records)
+    assert 0 < index.count(node=node) == expected
+    index.close()

@@ -43,8 +43,9 @@ from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
 # 2: expression indexes on datatype and dir; 3: dataset_fields; 4: text indexes end with
 # the dataset column (access-scoped queries), no expression index on dataset (a column);
 # 5: the planner's statistics (ANALYZE) taken at migration and kept fresh by writes;
-# 6: metadata by reference (layers; records hold only what is their own)
-SCHEMA_VERSION = 6
+# 6: metadata by reference (layers; records hold only what is their own); 7: an index of
+# each record's layer references (records_refs)
+SCHEMA_VERSION = 7
 #: Records converted per page when an index of schema <= 5 is opened.
 CONVERT_PAGE = 5_000
 _OLD_INDEXES = ("dataset", "suffix", "sub", "ses", "task", "datatype", "dir")
@@ -206,6 +207,11 @@ class SqliteIndex(SqliteCatalog, Index):
             for field in INDEXED_NUMBER_FIELDS:
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS records_n_{field} ON records ({number_expr(field)})")
         self._by_reference()
+        # A query on participant or session fields (participant.age>60) tests every record
+        # of its datasets: this narrow index holds all it reads of them, where the table's
+        # rows (~1.7 KB each) made the scan cost as much as the test (130 ms against 31 ms
+        # at 100k records).
+        self._db.execute("CREATE INDEX IF NOT EXISTS records_refs ON records (dataset, p, q, m, o)")
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._analyze()
 

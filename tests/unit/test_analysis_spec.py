@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rollerblade.analyses.jobs import plan_jobs
 from rollerblade.analyses.patterns import PatternError, derivative_path, render
@@ -80,6 +83,37 @@ def test_patterns() -> None:
     assert derivative_path("sub-{sub}/figures/sub-{sub}.png", values) == "sub-01/figures/sub-01.png"
     with pytest.raises(PatternError, match=r"needs \{task\}, which the source does not have"):
         render("sub-{sub}_task-{task}_bold.nii.gz", values)
+
+
+def _reference_render(pattern: str, values: dict[str, str]) -> str | None:
+    """The definition, by two regular-expression passes: keep a [group] when each of its
+    {keys} has a value, then fill every {key}; None when a required key has none."""
+
+    def keep(group: re.Match[str]) -> str:
+        return group[1] if all(values.get(k) for k in re.findall(r"\{(\w+)\}", group[1])) else ""
+
+    kept = re.sub(r"\[([^\[\]]*)\]", keep, pattern)
+    if any(not values.get(k) for k in re.findall(r"\{(\w+)\}", kept)):
+        return None
+    return re.sub(r"\{(\w+)\}", lambda m: values[m[1]], kept)
+
+
+_literal = st.text(alphabet="ab_-.", min_size=1, max_size=3)
+_field = st.sampled_from(["{sub}", "{ses}", "{run}", "{task}"])
+_flat = st.lists(st.one_of(_literal, _field), min_size=1, max_size=4).map("".join)
+
+
+@given(
+    pattern=st.lists(st.one_of(_flat, _flat.map(lambda x: f"[{x}]")), min_size=1, max_size=4).map("".join),
+    values=st.dictionaries(st.sampled_from(["sub", "ses", "run", "task"]), st.sampled_from(["", "01", "x"])),
+)
+def test_pattern_rendering_matches_its_definition(pattern: str, values: dict[str, str]) -> None:
+    expected = _reference_render(pattern, values)
+    if expected is None:
+        with pytest.raises(PatternError):
+            render(pattern, values)
+    else:
+        assert render(pattern, values) == expected
 
 
 def record(path: str, md5: str, **entities: str) -> ScanRecord:

@@ -9,6 +9,7 @@ A pattern without ``/`` is placed in the source's folder (``sub-01/[ses-1/]anat/
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -44,20 +45,50 @@ def check_pattern(pattern: str) -> None:
 
 def render(pattern: str, values: Mapping[str, str]) -> str:
     """Fill ``pattern`` from ``values``; raises :class:`PatternError` for a missing required key."""
+    out = []
+    for group, parts in _compiled(pattern):
+        if group is not None and not all(values.get(name) for name in group):
+            continue  # an optional group one of whose keys has no value
+        for is_field, text in parts:
+            if not is_field:
+                out.append(text)
+            elif value := values.get(text):
+                out.append(value)
+            else:
+                raise PatternError(f"output pattern {pattern!r} needs {{{text}}}, which the source does not have")
+    return "".join(out)
 
-    def group(match: re.Match[str]) -> str:
-        names = _FIELD.findall(match.group(1))
-        return match.group(1) if all(values.get(n) for n in names) else ""
 
-    kept = _GROUP.sub(group, pattern)
+#: A pattern as pieces: (None: required, or the keys of an optional group; its parts,
+#: each (is a {key}?, the key or the literal text)).
+_Pieces = tuple[tuple[tuple[str, ...] | None, tuple[tuple[bool, str], ...]], ...]
 
-    def field(match: re.Match[str]) -> str:
-        value = values.get(match.group(1))
-        if not value:
-            raise PatternError(f"output pattern {pattern!r} needs {{{match.group(1)}}}, which the source does not have")
-        return value
 
-    return _FIELD.sub(field, kept)
+@functools.lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> _Pieces:
+    """``pattern`` split once into its pieces: rules render it for every job they plan."""
+    pieces: list[tuple[tuple[str, ...] | None, tuple[tuple[bool, str], ...]]] = []
+    start = 0
+    for match in _GROUP.finditer(pattern):
+        pieces.append((None, _parts(pattern[start : match.start()])))
+        inner = _parts(match.group(1))
+        pieces.append((tuple(text for is_field, text in inner if is_field), inner))
+        start = match.end()
+    pieces.append((None, _parts(pattern[start:])))
+    return tuple(pieces)
+
+
+def _parts(text: str) -> tuple[tuple[bool, str], ...]:
+    parts = []
+    start = 0
+    for match in _FIELD.finditer(text):
+        if match.start() > start:
+            parts.append((False, text[start : match.start()]))
+        parts.append((True, match.group(1)))
+        start = match.end()
+    if start < len(text):
+        parts.append((False, text[start:]))
+    return tuple(parts)
 
 
 def derivative_path(pattern: str, values: Mapping[str, str]) -> str:

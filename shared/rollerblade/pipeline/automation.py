@@ -141,8 +141,9 @@ def on_scans_indexed(
     planned = Planned()
     if not rules:
         return planned
-    triggers = [(r, None) for r in _records_of(services, events)]
-    _plan(services, rules, "scan.indexed", triggers, planned, actor=actor, dry_run=dry_run)
+    slices = _Slices(services)
+    triggers = [(r, None) for r in _records_of(services, events, slices)]
+    _plan(services, rules, "scan.indexed", triggers, planned, actor=actor, dry_run=dry_run, slices=slices)
     return planned
 
 
@@ -166,20 +167,34 @@ def on_job_result(services: Services, result: JobResult, *, actor: Actor, dry_ru
 _PATHS_PER_QUERY = 30
 
 
-def _records_of(services: Services, events: Sequence[ScanIndexed]) -> list[ScanRecord]:
+def _records_of(services: Services, events: Sequence[ScanIndexed], slices: _Slices) -> list[ScanRecord]:
     """The records the events name, in the events' order, each once: a path names one
-    record; "" or a folder ending in "/" names every record under it. The named paths of a
-    dataset are read together, up to 30 per query, instead of one read per event."""
+    record; "" or a folder ending in "/" names every record under it. A path in a
+    participant's folder is read with the participant's records, which are the subject
+    slice the rules would read next (``slices`` keeps them: each record read once); other
+    named paths of a dataset are read together, up to 30 per query."""
     seen: set[tuple[str, str]] = set()
     wanted: dict[str, list[str]] = {}  # dataset -> single paths
+    labels: dict[str, set[str]] = {}  # dataset -> participants whose folders hold named paths
     for event in events:
         if (event.dataset, event.path) in seen:
             continue
         seen.add((event.dataset, event.path))
         if event.path != "" and not event.path.endswith("/"):
             wanted.setdefault(event.dataset, []).append(event.path)
+            folder = event.path.split("/", 1)[0]
+            if folder.startswith("sub-") and "/" in event.path:
+                labels.setdefault(event.dataset, set()).add(folder[4:])
     found: dict[tuple[str, str], ScanRecord] = {}
-    for dataset, paths in wanted.items():
+    for dataset, subjects in labels.items():
+        slices.read(dataset, subjects)
+    for dataset, named in wanted.items():
+        paths = []
+        for path in named:
+            if (record := slices.read_as(dataset, path)) is not None:
+                found[(dataset, path)] = record
+            else:  # not in a participant's folder, or not among its records (a name it does not parse to)
+                paths.append(path)
         for start in range(0, len(paths), _PATHS_PER_QUERY):
             chunk = paths[start : start + _PATHS_PER_QUERY]
             node = ast.And((ast.text_equals("dataset", dataset), ast.one_of("path", chunk)))
@@ -206,20 +221,20 @@ def _plan(
     *,
     actor: Actor,
     dry_run: bool,
+    slices: _Slices | None = None,
 ) -> None:
     """Two passes over the batch: which rules fire on which record (rights checked, one
     firing per rule and slice), then, once the slices of them all are read together, the
     jobs of each firing (``requires`` evaluated inside the slice)."""
     analyses = _Analyses(services)
     done: set[tuple[str, str, str]] = set()
-    slices = _Slices(services)
+    slices = slices or _Slices(services)
     rights = _ApplierRights(services)
     firings: list[tuple[Rule, _Run, ScanRecord, dict[str, Any]]] = []
     for record, of in triggers:
         if record.error is not None:
             continue
-        flat = flatten(record)
-        slices.seen(record, flat)
+        flat = slices.flat(record)
         for rule in fired(rules, trigger, of, flat):
             assert rule.run is not None
             if not rights.allow(rule.name, rule.run.analysis, record.dataset, audit=not dry_run):
@@ -338,9 +353,24 @@ class _Slices:
         self._wanted: dict[str, set[str]] = {}  # label -> datasets, not read yet
         self._flat: dict[tuple[str, str], tuple[ScanRecord, dict[str, Any]]] = {}  # flattened already
 
-    def seen(self, record: ScanRecord, flat: dict[str, Any]) -> None:
-        """A record flattened already (a trigger): not flattened again if read unchanged."""
-        self._flat[(record.dataset, record.path)] = (record, flat)
+    def flat(self, record: ScanRecord) -> dict[str, Any]:
+        """The flat view of a record (a trigger), worked out once: kept for the slices."""
+        known = self._flat.get((record.dataset, record.path))
+        if known is None or known[0] is not record:
+            known = self._flat[(record.dataset, record.path)] = (record, flatten(record))
+        return known[1]
+
+    def read_as(self, dataset: str, path: str) -> ScanRecord | None:
+        """The record at ``path`` if a participant's records read so far hold it."""
+        known = self._flat.get((dataset, path))
+        return known[0] if known is not None else None
+
+    def read(self, dataset: str, labels: Iterable[str]) -> None:
+        """Read these participants' records of ``dataset`` (those not read yet)."""
+        for label in labels:
+            if (dataset, label) not in self._by_subject:
+                self._wanted.setdefault(label, set()).add(dataset)
+        self._read()
 
     def want(self, kind: str, record: ScanRecord) -> None:
         """Note that :meth:`around` will be asked for this record's ``kind`` slice."""
@@ -364,8 +394,9 @@ class _Slices:
                     label = record.entities.get("sub")
                     if label is not None:
                         known = self._flat.get((record.dataset, record.path))
-                        pair = known if known is not None and known[0] == record else (record, flatten(record))
-                        self._by_subject[(record.dataset, label)].append(pair)
+                        if known is None or known[0] != record:
+                            known = self._flat[(record.dataset, record.path)] = (record, flatten(record))
+                        self._by_subject.setdefault((record.dataset, label), []).append(known)
 
     def around(self, kind: str, record: ScanRecord, flat: dict[str, Any]) -> list[tuple[ScanRecord, dict[str, Any]]]:
         """(record, flat view) of each record of the slice."""

@@ -77,6 +77,14 @@ def parse_tsv(data: bytes, path: str, *, id_column: str) -> tuple[dict[str, Any]
     id_index = columns.index(id_column)
     rows: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
+    typed: dict[str, Any] = {}  # cell text -> its value, shared (immutable): tables repeat values
+
+    def value(cell: str) -> Any:
+        found = typed.get(cell, typed)
+        if found is typed:
+            found = typed[cell] = typed_value(cell)
+        return found
+
     for number, line, problem in lines:
         if line is None:
             problems.append(problem)
@@ -91,7 +99,7 @@ def parse_tsv(data: bytes, path: str, *, id_column: str) -> tuple[dict[str, Any]
         if row_id in rows:
             problems.append(f"line {number} repeats {id_column} {row_id!r}")
             continue
-        rows[row_id] = {col: typed_value(cell) for col, cell in zip(columns, cells, strict=True)}
+        rows[row_id] = {col: value(cell) for col, cell in zip(columns, cells, strict=True)}
         rows[row_id][id_column] = row_id
     error = f"{path}: " + "; ".join(problems) + " (those rows are ignored)" if problems else None
     return {"columns": columns, "rows": rows}, error

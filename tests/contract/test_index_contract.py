@@ -435,3 +435,29 @@ def test_sqlite_counts_on_participant_fields_read_the_reference_index(
     expected = sum(matches(node, flatten(r)) for r in records)
     assert 0 < index.count(node=node) == expected
     index.close()
+
+
+def test_sqlite_a_scope_table_left_half_filled_does_not_widen_a_later_scope(
+    tmp_path: Path, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]
+) -> None:
+    """A scope table whose filling failed half way (an interrupt) is not registered; the
+    next set given its name must not keep its rows: they would let a user read datasets
+    outside their scope (SQLite-only: its temporary tables)."""
+    from rollerblade.pipeline.guard import narrow
+    from rollerblade.query import ast
+
+    records, _ = cohort_records
+    base = [r for r in records if r.dataset == "site-a"][:5]
+    clones = [dataclasses.replace(r, dataset=f"ds{i:02d}") for i in range(40) for r in base]
+    index = sqlite_index.SqliteIndex(tmp_path / "index.sqlite")
+    index.put_records(records=clones)
+    names = sorted({r.dataset for r in clones})
+    private, readable = names[:5], names[5:]
+    index._db.execute("CREATE TEMP TABLE dataset_set_0 (name TEXT PRIMARY KEY) WITHOUT ROWID")
+    index._db.executemany("INSERT INTO temp.dataset_set_0 VALUES (?)", [(n,) for n in private])
+    node = narrow(ast.All(), readable)
+    assert node is not None
+    assert {r.dataset for r in index.query(node=node)} == set(readable)
+    assert index.count(node=node) == len(base) * len(readable)
+    assert index._tables == {frozenset(readable): "dataset_set_0"}
+    index.close()

@@ -443,8 +443,10 @@ class SqliteIndex(SqliteCatalog, Index):
                 for names in sorted(missing - self._tables.keys(), key=len)[: SET_TABLES - len(self._tables)]:
                     table = f"dataset_set_{len(self._tables)}"
                     self._db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (name TEXT PRIMARY KEY) WITHOUT ROWID")
-                    self._db.executemany(f"INSERT OR IGNORE INTO temp.{table} VALUES (?)", [(n,) for n in names])
-                    self._tables[names] = table
+                    # rows left by an attempt that failed half way would widen this scope
+                    self._db.execute(f"DELETE FROM temp.{table}")  # noqa: S608
+                    self._db.executemany(f"INSERT INTO temp.{table} VALUES (?)", [(n,) for n in names])
+                    self._tables[names] = table  # only once it holds exactly the set
         return {names: self._tables[names] for names in wanted if names in self._tables}
 
     def known_fields(self, *, datasets: Collection[str] | None = None, fresh: bool = False) -> set[str]:

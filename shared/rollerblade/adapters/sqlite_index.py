@@ -37,7 +37,7 @@ from rollerblade.adapters.sqlite_query import (
 from rollerblade.errors import TemporaryError
 from rollerblade.ports import Index
 from rollerblade.query import ast
-from rollerblade.query.fields import flatten, number_form, text_form
+from rollerblade.query.fields import flatten, forms
 from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
 
 # 2: expression indexes on datatype and dir; 3: dataset_fields; 4: text indexes end with
@@ -111,28 +111,10 @@ def _views(record: ScanRecord) -> tuple[str, str, set[str]]:
     texts = {}
     numbers = {}
     for name, value in flat.items():
-        texts[name], number = _forms(value)
+        texts[name], number = forms(value)
         if number is not None and math.isfinite(number):
             numbers[name] = number
     return _encode(texts), _encode(numbers), set(flat)
-
-
-#: (type, value) -> its text and number forms, for the scalars records repeat (entity
-#: values, image facts): a reindex would otherwise work them out ~25 times per record.
-_FORMS: dict[tuple[type, Any], tuple[str, float | None]] = {}
-_FORMS_MAX = 100_000
-
-
-def _forms(value: Any) -> tuple[str, float | None]:
-    if not isinstance(value, (str, int, float)):
-        return text_form(value), number_form(value)
-    key = (type(value), value)  # the type: 1, 1.0 and True are equal keys but differ in form
-    found = _FORMS.get(key)
-    if found is None:
-        if len(_FORMS) >= _FORMS_MAX:
-            _FORMS.clear()
-        found = _FORMS[key] = (text_form(value), number_form(value))
-    return found
 
 
 def _own_doc(record: ScanRecord) -> dict[str, Any]:

@@ -36,7 +36,7 @@ import orjson
 from rollerblade.abids import sidecars
 from rollerblade.abids.paths import BidsPath, parse_record_path
 from rollerblade.errors import BidsNameError
-from rollerblade.query.fields import TAGS_KEY, number_form, text_form
+from rollerblade.query.fields import TAGS_KEY, forms
 from rollerblade.records import JSONValue, MetadataFile, ScanRecord
 
 LAYERS_SCHEMA = """
@@ -122,8 +122,7 @@ def layer_views(kind: str, key: str, content: Mapping[str, JSONValue]) -> tuple[
             if kind == "sidecar":
                 texts[field] = None
             continue
-        texts[field] = text_form(value)
-        number = number_form(value)
+        texts[field], number = forms(value)
         if number is not None and math.isfinite(number):
             numbers[field] = number
     tags = content.get(TAGS_KEY)

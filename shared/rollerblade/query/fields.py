@@ -114,6 +114,26 @@ def number_form(value: Any) -> float | None:
     return None
 
 
+#: (type, value) -> its text and number forms, for the scalars records repeat (entity
+#: values, image facts, table cells): an index writer would otherwise work them out ~25
+#: times per record. Bounded: cleared when full.
+_FORMS: dict[tuple[type, Any], tuple[str, float | None]] = {}
+_FORMS_MAX = 100_000
+
+
+def forms(value: Any) -> tuple[str, float | None]:
+    """``(text_form(value), number_form(value))``, remembered for scalars."""
+    if not isinstance(value, (str, int, float)):
+        return text_form(value), number_form(value)
+    key = (type(value), value)  # the type: 1, 1.0 and True are equal keys but differ in form
+    found = _FORMS.get(key)
+    if found is None:
+        if len(_FORMS) >= _FORMS_MAX:
+            _FORMS.clear()
+        found = _FORMS[key] = (text_form(value), number_form(value))
+    return found
+
+
 def _suggestions(name: str, known: Iterable[str]) -> tuple[str, ...]:
     return tuple(difflib.get_close_matches(name, sorted(set(known)), n=3, cutoff=0.6))
 

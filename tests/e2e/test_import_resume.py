@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -28,11 +30,11 @@ def big_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 LEASE = 6.0  # seconds an import's claim on its name lasts unless renewed
 
 
-def rollerblade(home: Path, *args: str) -> subprocess.Popen[str]:
+def rollerblade(home: Path, *args: str, stderr: int = subprocess.PIPE) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "rollerblade.cli.main", "--home", str(home), *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         env={**os.environ, "ROLLERBLADE_IMPORT_LEASE": str(LEASE)},
     )
@@ -54,13 +56,22 @@ def snapshot(home: Path) -> list[object]:
 def test_a_killed_import_is_finished_by_running_it_again(big_source: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     files = sum(1 for p in big_source.rglob("*") if p.is_file())
-    proc = rollerblade(home, "import", str(big_source), "--dataset", "study")
-    stored = home / "bucket" / "datasets" / "study"
+    # Its stderr is a terminal, so it draws a progress bar; the bar first appears after 200
+    # of the ~1,700 files are stored, and the kill follows at once. (Counting the stored
+    # files from here instead was a race a busy machine could lose: the upload outran it.)
+    terminal, its_side = pty.openpty()
+    proc = rollerblade(home, "import", str(big_source), "--dataset", "study", stderr=its_side)
+    os.close(its_side)
+    shown = b""
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and sum(1 for p in stored.rglob("*") if p.is_file()) < files // 3:
-        time.sleep(0.01)
+    while b"uploading" not in shown and time.monotonic() < deadline:
+        if select.select([terminal], [], [], 1.0)[0]:
+            shown += os.read(terminal, 4096)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()  # reap it and close its pipes
+    os.close(terminal)
+    assert b"uploading" in shown, shown
+    stored = home / "bucket" / "datasets" / "study"
     left = sum(1 for p in stored.rglob("*") if p.is_file())
     assert 0 < left < files  # killed in the middle of the upload
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from rollerblade.pipeline.events import publish_all
 from rollerblade.ports import EventBus
 
 Factory = Callable[..., EventBus]
@@ -62,3 +63,18 @@ def test_a_message_that_keeps_failing_is_dead_lettered(bus_factory: Factory) -> 
             break
     assert handled == [{"key": "fine"}]  # the poison message never blocked the other
     assert [body for _, body, _ in dead] == [{"key": "poison"}]
+
+
+def test_messages_arrive_as_published(bus_factory: Factory) -> None:
+    """Texts beyond ASCII, object generations beyond 2^53, nested values, empty texts:
+    what a handler gets is what was published, one at a time or many at once."""
+    bus = bus_factory()
+    messages = [
+        {"dataset": "étude-ü", "path": "sub-01/anat/sub-01_T1w.nii.gz", "generation": 1733489123456789123},
+        {"dataset": "d", "path": "", "tags": ["final", "display"], "params": {"fwhm": 6, "mode": None}},
+        {"query": 'meta.Manufacturer="Siemens" AND participant.age>=60', "force": True},
+    ]
+    bus.publish(topic="objects", message=messages[0])
+    publish_all(bus, messages[1:], topic="objects")
+    pulled = bus.pull(topic="objects", max_messages=10)
+    assert sorted((m for _, m in pulled), key=str) == sorted(messages, key=str)

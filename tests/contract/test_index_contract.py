@@ -354,9 +354,11 @@ def test_job_state_changes_are_compare_and_set_under_concurrency(index: Index) -
 
 
 def test_sqlite_slices_of_a_big_dataset_use_the_label_index(tmp_path: Path) -> None:
-    """``dataset=D AND sub IN (...)`` (how rules read a batch's slices) must search the
-    (sub, dataset) index, not walk all of D on the primary key: the index keeps the
-    planner's statistics fresh as records are written (SQLite-only: a query plan)."""
+    """``dataset=D AND sub IN (...)`` with as many labels as the rules read at once (how
+    they read a batch's slices) must search the (sub, dataset) index, not walk all of D
+    on the primary key: the index keeps the planner's statistics fresh as records are
+    written, and the rules ask few enough labels at a time (SQLite-only: a query plan;
+    with 30 labels of these 100 participants the planner walks D)."""
     index = sqlite_index.SqliteIndex(tmp_path / "index.sqlite")
     records = [
         ScanRecord(
@@ -370,19 +372,21 @@ def test_sqlite_slices_of_a_big_dataset_use_the_label_index(tmp_path: Path) -> N
             file={"generation": 1},
         )  # fmt: skip
         for name in ("big", "other")
-        for s in range(150)
-        for k in range(20)
+        for s in range(100)
+        for k in range(25)
     ]
     assert len(records) >= sqlite_index.ANALYZE_EVERY
     index.put_records(records=records)
     from rollerblade.adapters.sqlite_query import select
+    from rollerblade.pipeline.automation import _Slices
     from rollerblade.query import ast
 
-    node = ast.And((ast.text_equals("dataset", "big"), ast.one_of("sub", ["010", "011"])))
+    labels = [f"{s:03d}" for s in range(10, 10 + _Slices.BATCH)]
+    node = ast.And((ast.text_equals("dataset", "big"), ast.one_of("sub", labels)))
     sql, params = select(node, "r.doc")
     plan = " ".join(row[3] for row in index._db.execute(f"EXPLAIN QUERY PLAN {sql} ORDER BY r.dataset, r.path", params))
     assert "records_sub_dataset" in plan, plan
-    assert len(list(index.query(node=node))) == 40
+    assert len(list(index.query(node=node))) == 25 * len(labels)
     index.close()
 
 

@@ -8,14 +8,15 @@ dead-lettered: kept, with its last error, and no longer delivered.
 
 from __future__ import annotations
 
-import json
+import os
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from rollerblade.ports import EventBus
 
@@ -31,6 +32,23 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (topic, available_at);
 """
+
+
+def _new_id() -> str:
+    """A message id: 128 random bits as hex, like a uuid4's (without building a UUID)."""
+    return os.urandom(16).hex()
+
+
+def _encode(message: Mapping[str, Any]) -> str:
+    """A message body (the typed events' flat documents): orjson, several times faster than
+    json; what json wrote before reads back the same."""
+    return orjson.dumps(message if type(message) is dict else dict(message)).decode()
+
+
+def _decode(body: str) -> dict[str, Any]:
+    value = orjson.loads(body)
+    assert isinstance(value, dict)
+    return value
 
 
 class LocalBus(EventBus):
@@ -51,19 +69,19 @@ class LocalBus(EventBus):
         self._db.close()
 
     def publish(self, *, topic: str, message: Mapping[str, Any]) -> str:
-        message_id = uuid.uuid4().hex
+        message_id = _new_id()
         now = time.time()
         with self._lock:
             self._db.execute(
                 "INSERT INTO messages (id, topic, body, published, available_at) VALUES (?, ?, ?, ?, ?)",
-                (message_id, topic, json.dumps(dict(message)), now, now),
+                (message_id, topic, _encode(message), now, now),
             )
         return message_id
 
     def publish_many(self, *, topic: str, messages: Sequence[Mapping[str, Any]]) -> list[str]:
         """Publish several messages in one transaction (fast path for imports)."""
         now = time.time()
-        rows = [(uuid.uuid4().hex, topic, json.dumps(dict(m)), now, now) for m in messages]
+        rows = [(_new_id(), topic, _encode(m), now, now) for m in messages]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(
@@ -87,7 +105,7 @@ class LocalBus(EventBus):
                 "UPDATE messages SET available_at = ? WHERE id = ?", [(now + lease_seconds, r[0]) for r in rows]
             )
             self._db.execute("COMMIT")
-        return [(message_id, json.loads(body)) for message_id, body in rows]
+        return [(message_id, _decode(body)) for message_id, body in rows]
 
     def ack(self, *, message_ids: Sequence[str]) -> None:
         with self._lock:
@@ -119,7 +137,7 @@ class LocalBus(EventBus):
             "SELECT id, body, last_error FROM messages WHERE topic = ? AND attempts >= ? ORDER BY published",
             (topic, self.max_attempts),
         ).fetchall()
-        return [(message_id, json.loads(body), error or "") for message_id, body, error in rows]
+        return [(message_id, _decode(body), error or "") for message_id, body, error in rows]
 
     def retry_dead(self, *, topic: str) -> int:
         """Make the dead letters of ``topic`` deliverable again (attempts reset); how many."""

@@ -77,6 +77,9 @@ def matcher(node: ast.Node) -> Matcher:
     if isinstance(node, ast.Compare):
         return _compare_matcher(node.field.name, node.op, node.value)
     if isinstance(node, ast.In):
+        if all(v.number is None for v in node.values):  # texts only: one set probe
+            name, texts = node.field.name, frozenset(v.text for v in node.values)
+            return lambda flat: (v := flat.get(name)) is not None and (v if type(v) is str else text_form(v)) in texts
         options = tuple(_compare_matcher(node.field.name, "=", v) for v in node.values)
         return lambda flat: any(m(flat) for m in options)
     if isinstance(node, ast.Exists):

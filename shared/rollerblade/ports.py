@@ -79,8 +79,8 @@ class Storage(abc.ABC):
         """Remove an object; a missing object is not an error."""
 
 
-class Index(abc.ABC):
-    """Scan records, the metadata files they are derived from, and datasets.
+class RecordIndex(abc.ABC):
+    """Scan records and the metadata files they are derived from: what queries read.
 
     Guarantees: writes of one call are atomic; ``query`` answers exactly what
     :func:`rollerblade.query.evaluate.matches` answers over :func:`~rollerblade.query.fields.flatten`
@@ -155,6 +155,10 @@ class Index(abc.ABC):
         once, and an adapter may write it while it runs, so a large build need not be held
         in memory. If reading it raises, nothing is replaced."""
 
+
+class Catalog(abc.ABC):
+    """What is registered: datasets (owner, state, description) and Analyses."""
+
     # -- datasets -------------------------------------------------------------------
     @abc.abstractmethod
     def put_dataset(self, *, info: DatasetInfo) -> None: ...
@@ -185,7 +189,7 @@ class Index(abc.ABC):
     def dataset_stats(self, *, name: str) -> Mapping[str, int]:
         """``{"records": n, "errors": n, "warnings": n, "metadata": n}`` for a dataset."""
 
-    # -- analyses and jobs ----------------------------------------------------------
+    # -- analyses -------------------------------------------------------------------
     @abc.abstractmethod
     def put_analysis(self, *, name: str, doc: Mapping[str, Any]) -> None:
         """Register (or replace) an Analysis: its spec, image digest, folder, owner."""
@@ -195,6 +199,10 @@ class Index(abc.ABC):
 
     @abc.abstractmethod
     def analyses(self) -> list[dict[str, Any]]: ...
+
+
+class JobStore(abc.ABC):
+    """Jobs: their state, every change of it compare-and-set, and their provenance."""
 
     @abc.abstractmethod
     def put_job(self, *, job: JobRecord) -> None: ...
@@ -225,6 +233,12 @@ class Index(abc.ABC):
     @abc.abstractmethod
     def jobs(self, *, analysis: str | None = None, state: str | None = None) -> list[JobRecord]:
         """Jobs, newest first."""
+
+
+class Index(RecordIndex, Catalog, JobStore, abc.ABC):
+    """The three stores one backend serves together (SQLite file, Firestore database).
+    Use cases reach them as ``services.index`` (records), ``services.catalog`` and
+    ``services.jobs``; a function that needs one of them takes that port."""
 
 
 class EventBus(abc.ABC):

@@ -8,11 +8,11 @@ from typing import Any
 
 from rollerblade.analyses.spec import AnalysisSpec, load_spec
 from rollerblade.errors import NotFound
-from rollerblade.ports import Executor, Index
+from rollerblade.ports import Catalog, Executor
 from rollerblade.records import Actor
 
 
-def register_analysis(folder: Path, *, index: Index, executor: Executor, actor: Actor) -> dict[str, Any]:
+def register_analysis(folder: Path, *, index: Catalog, executor: Executor, actor: Actor) -> dict[str, Any]:
     """Register the Analysis in ``folder`` (its ``analysis.yaml``); returns the stored document."""
     spec = load_spec(folder / "analysis.yaml")
     digest = executor.prepare(
@@ -35,7 +35,7 @@ def register_analysis(folder: Path, *, index: Index, executor: Executor, actor: 
     return doc
 
 
-def get_analysis(name: str, *, index: Index) -> tuple[AnalysisSpec, dict[str, Any]]:
+def get_analysis(name: str, *, index: Catalog) -> tuple[AnalysisSpec, dict[str, Any]]:
     doc = index.get_analysis(name=name)
     if doc is None:
         known = ", ".join(a["name"] for a in index.analyses()) or "none registered yet"

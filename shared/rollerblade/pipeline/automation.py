@@ -47,7 +47,7 @@ def apply_rules(services: Services, folder: Path, *, actor: Actor) -> list[Rule]
     """Validate the rule files of ``folder`` against the registered Analyses and make them
     the rules every handler uses (replacing the previous set)."""
     rules = load_rule_files(folder)
-    specs = {doc["name"]: AnalysisSpec.from_doc(doc["spec"]) for doc in services.index.analyses()}
+    specs = {doc["name"]: AnalysisSpec.from_doc(doc["spec"]) for doc in services.catalog.analyses()}
     validate(rules, specs)
     doc = {
         "rules": [r.to_doc() for r in rules],
@@ -61,7 +61,7 @@ def apply_rules(services: Services, folder: Path, *, actor: Actor) -> list[Rule]
 def evaluate_everything(services: Services) -> int:
     """Ask the rule engine to look at every record again (after the rules changed):
     one ``scan.indexed`` per dataset, covering all its records; returns how many."""
-    names = [d.name for d in services.index.datasets()]
+    names = [d.name for d in services.catalog.datasets()]
     publish_all(services.bus, [ScanIndexed(n, "").to_message() for n in names], topic=SCANS_TOPIC)
     return len(names)
 
@@ -153,7 +153,7 @@ def on_job_result(services: Services, result: JobResult, *, actor: Actor, dry_ru
     trigger: Trigger = "job.succeeded" if result.succeeded else "job.failed"
     rules = [r for r in current_rules(services) if r.on == trigger and r.of == result.analysis and r.run is not None]
     planned = Planned()
-    job = services.index.get_job(key=result.key)
+    job = services.jobs.get_job(key=result.key)
     if not rules or job is None:
         return planned
     paths = [f"derivatives/{job.analysis}/{p}" for p in job.outputs] if result.succeeded else list(job.sources)

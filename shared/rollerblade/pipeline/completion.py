@@ -47,7 +47,7 @@ TagRules = Callable[[str], list[tuple[ast.Node, tuple[str, ...]]]]
 def on_job_ended(services: Services, ended: JobEnded, *, actor: Actor, tag_rules: TagRules | None = None) -> str:
     """Handle one ``job.ended``; returns what it did (for logs and tests)."""
     index = services.index
-    job = index.get_job(key=ended.key)
+    job = services.jobs.get_job(key=ended.key)
     if job is None:
         log.warning("job.ended for unknown job %s: ignored", ended.key[:12])
         return "unknown"
@@ -59,7 +59,7 @@ def on_job_ended(services: Services, ended: JobEnded, *, actor: Actor, tag_rules
         _discard(services.storage, output_prefix(ended.key, ended.attempt))
         return "stale"
     try:
-        spec: AnalysisSpec | None = get_analysis(job.analysis, index=index)[0]
+        spec: AnalysisSpec | None = get_analysis(job.analysis, index=services.catalog)[0]
     except NotFound:
         spec = None
     where = f"; logs: rollerblade logs {job.key[:12]} ({logs_key(job)})"
@@ -80,7 +80,7 @@ def on_job_ended(services: Services, ended: JobEnded, *, actor: Actor, tag_rules
     if problem is None:
         tags = _commit(services, job, ended, actor=actor, tag_rules=tag_rules)
         final = dataclasses.replace(stamped, state="succeeded", message="", tags=tags)
-        if index.swap_job(job=final, state="running", attempts=ended.attempt):
+        if services.jobs.swap_job(job=final, state="running", attempts=ended.attempt):
             services.bus.publish(topic=RESULTS_TOPIC, message=_result(final).to_message())
         _discard(services.storage, f"jobs/{job.key}/")  # every attempt's staged outputs
         return "succeeded"
@@ -94,7 +94,7 @@ def on_job_ended(services: Services, ended: JobEnded, *, actor: Actor, tag_rules
         following = dataclasses.replace(stamped, state="planned", message=note)
     else:
         following = dataclasses.replace(stamped, state="failed", message=message)
-    if index.swap_job(job=following, state="running", attempts=ended.attempt):
+    if services.jobs.swap_job(job=following, state="running", attempts=ended.attempt):
         if following.state == "planned":
             services.bus.publish(topic=QUEUE_TOPIC, message=JobQueued(job.key).to_message())
         else:

@@ -95,10 +95,10 @@ def _job_ended(services: Services, event: JobEnded, actor: Actor) -> None:
 
 def _queued(services: Services, event: JobQueued, actor: Actor) -> None:
     if not services.executor.local:  # a cluster: over the limits, the job waits as a planned record
-        job = services.index.get_job(key=event.key)
+        job = services.jobs.get_job(key=event.key)
         if job is None or job.state != "planned":
             return
-        spec, _ = get_analysis(job.analysis, index=services.index)
+        spec, _ = get_analysis(job.analysis, index=services.catalog)
         why = jobflow.in_flight_limit(services, job.analysis, spec)
         if why:  # acknowledged: admit_waiting announces it again when a job ends
             log.info("job %s waits: %s", event.key[:12], why)

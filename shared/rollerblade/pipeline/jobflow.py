@@ -102,7 +102,7 @@ def queue_many(
 ) -> list[QueueReport]:
     """:func:`queue_jobs` for many requests at once: the new job records are created in one
     write and the ``job.queued`` events published in one call."""
-    index = services.index
+    jobs = services.jobs
     reports: list[QueueReport] = []
     planned: list[tuple[QueueReport, PlannedJob]] = []
     records: dict[str, JobRecord] = {}  # key -> the job record to create: the first request's
@@ -119,11 +119,11 @@ def queue_many(
             planned.append((report, job))
             if job.key not in records:
                 records[job.key] = _job_record(request.spec, digest, job, actor, request.rule)
-    existing = index.get_jobs(keys=list(records))
+    existing = jobs.get_jobs(keys=list(records))
     fresh = [rec for key, rec in records.items() if key not in existing]
     won: set[str] = set()
     if fresh and not dry_run:
-        created = index.create_jobs(jobs=fresh)
+        created = jobs.create_jobs(jobs=fresh)
         won = {rec.key for rec, ok in zip(fresh, created, strict=True) if ok}
     announce: dict[str, None] = {}
     for report, job in planned:
@@ -134,7 +134,7 @@ def queue_many(
             report.queued.append(job.key)
             announce[job.key] = None
             continue
-        current = existing.get(job.key) if job.key in existing or dry_run else index.get_job(key=job.key)
+        current = existing.get(job.key) if job.key in existing or dry_run else jobs.get_job(key=job.key)
         if current is None:  # a dry run: it would be queued
             report.queued.append(job.key)
         elif current.state == "succeeded":
@@ -172,14 +172,16 @@ def queue_run(
     is new, and (a person asked again) jobs that failed for good. ``force`` salts the
     keys, so identical inputs run again. What a rerun message and ``run`` share.
     ``within``: only these datasets (those the requesting principal may read)."""
-    spec, doc = get_analysis(name, index=services.index)
-    records = [] if within is not None and not within else list(
-        services.index.query(node=selection(spec, query, index=services.index, within=within))
+    spec, doc = get_analysis(name, index=services.catalog)
+    records = (
+        []
+        if within is not None and not within
+        else list(services.index.query(node=selection(spec, query, index=services.index, within=within)))
     )
     salt = secrets.token_hex(8) if force else ""
     report = queue_jobs(services, spec, doc, records, actor=actor, salt=salt, dry_run=dry_run)
     if not dry_run:
-        busy = [services.index.get_job(key=key) for key in report.busy]
+        busy = [services.jobs.get_job(key=key) for key in report.busy]
         failed = [job for job in busy if job is not None and job.state == "failed"]
         requeue(services, failed, why="queued again by a run")
     return spec, report
@@ -191,7 +193,7 @@ def requeue(services: Services, jobs: Collection[JobRecord], *, why: str) -> lis
     again = []
     for job in jobs:
         retry = dataclasses.replace(job, state="planned", message=why, updated=time.time())
-        if services.index.swap_job(job=retry, state="failed", attempts=job.attempts):
+        if services.jobs.swap_job(job=retry, state="failed", attempts=job.attempts):
             again.append(retry)
     if again:
         publish_all(services.bus, [JobQueued(j.key).to_message() for j in again], topic=QUEUE_TOPIC)
@@ -227,17 +229,17 @@ def submit_job(services: Services, key: str, *, actor: Actor) -> JobRecord | Non
     """Move a planned job to ``running`` and hand it to the executor; None when it was not
     planned any more (another delivery submitted it, or it finished)."""
     index = services.index
-    job = index.get_job(key=key)
+    job = services.jobs.get_job(key=key)
     if job is None or job.state != "planned":
         return None
     attempt = job.attempts + 1
     running = dataclasses.replace(
         job, state="running", attempts=attempt, started=_now(), ended=None, exit_code=None, updated=time.time()
     )
-    if not index.swap_job(job=running, state="planned", attempts=job.attempts):
+    if not services.jobs.swap_job(job=running, state="planned", attempts=job.attempts):
         return None
     try:
-        spec, doc = get_analysis(job.analysis, index=index)
+        spec, doc = get_analysis(job.analysis, index=services.catalog)
         records = [index.get_record(dataset=job.dataset, path=p) for p in job.sources]
         missing = [p for p, r in zip(job.sources, records, strict=True) if r is None]
         if missing:
@@ -288,12 +290,12 @@ def submit_job(services: Services, key: str, *, actor: Actor) -> JobRecord | Non
         return running
     if notes:  # e.g. requests rounded up to what Autopilot provisions: said in the job record
         noted = dataclasses.replace(running, message="; ".join(notes), updated=time.time())
-        if index.swap_job(job=noted, state="running", attempts=attempt):
+        if services.jobs.swap_job(job=noted, state="running", attempts=attempt):
             running = noted
     try:
         services.executor.submit(spec=job_spec)
     except TemporaryError:  # e.g. the cluster's quota is used up: planned again, retried later
-        index.swap_job(job=dataclasses.replace(job, updated=time.time()), state="running", attempts=attempt)
+        services.jobs.swap_job(job=dataclasses.replace(job, updated=time.time()), state="running", attempts=attempt)
         raise
     return running
 
@@ -304,12 +306,12 @@ def admit_waiting(services: Services) -> int:
     ``job.queued`` is acknowledged: redelivering it would only use up the message's
     delivery attempts and dead-letter it); each job end and the watcher's periodic pass
     call this, so the backlog moves as room frees. Announcing twice is harmless."""
-    planned = services.index.jobs(state="planned")
+    planned = services.jobs.jobs(state="planned")
     if not planned:
         return 0
     room = len(planned)
     if services.max_jobs:
-        room = min(room, services.max_jobs - len(services.index.jobs(state="running")))
+        room = min(room, services.max_jobs - len(services.jobs.jobs(state="running")))
     if room <= 0:
         return 0
     oldest = sorted(planned, key=lambda j: j.updated)[:room]
@@ -323,12 +325,12 @@ def in_flight_limit(services: Services, analysis: str, spec: AnalysisSpec) -> st
     ``resources.max_in_flight``. Counted from the index, so every instance sees the same
     count; instances deciding at the same instant may overshoot by their number."""
     if services.max_jobs:
-        running = len(services.index.jobs(state="running"))
+        running = len(services.jobs.jobs(state="running"))
         if running >= services.max_jobs:
             return f"{running} jobs in flight (limit {services.max_jobs})"
     cap = spec.resources.max_in_flight
     if cap:
-        mine = len(services.index.jobs(analysis=analysis, state="running"))
+        mine = len(services.jobs.jobs(analysis=analysis, state="running"))
         if mine >= cap:
             return f"{mine} jobs of {analysis} in flight (its limit {cap})"
     return None
@@ -374,7 +376,7 @@ def reconcile(services: Services, *, older_than: float) -> int:
     cutoff = time.time() - older_than
     lost = [
         JobEnded(job.key, job.attempts, "lost", message="the executor lost the job (restart or container gone)")
-        for job in services.index.jobs(state="running")
+        for job in services.jobs.jobs(state="running")
         if job.key not in alive and job.updated <= cutoff
     ]
     if lost:

@@ -88,15 +88,13 @@ def run_analysis(
         storage=storage, index=index, bus=bus, executor_name=executor.name, _executor=executor
     )
     machine = machine or Machine.this()
-    spec, _ = get_analysis(name, index=index)
+    spec, _ = get_analysis(name, index=services.catalog)
     # a cluster: as many at once as the in-flight limits allow
     parallel = budget(spec, parallel, machine) if executor.local else parallel or services.max_jobs or None
-    spec, queued = queue_run(
-        services, name, query, actor=actor, force=force, dry_run=dry_run, within=within
-    )
+    spec, queued = queue_run(services, name, query, actor=actor, force=force, dry_run=dry_run, within=within)
     report = RunReport(analysis=name, planned=queued.planned, skipped=list(queued.done), parallel=parallel)
     for key in queued.problems:
-        job = index.get_job(key=key)
+        job = services.jobs.get_job(key=key)
         if job is not None:
             report.failed.append(job)
     if on_plan is not None:
@@ -108,7 +106,7 @@ def run_analysis(
 
     def settled() -> bool:
         for key in list(pending):
-            job = index.get_job(key=key)
+            job = services.jobs.get_job(key=key)
             if job is None or job.state not in ("succeeded", "failed"):
                 continue
             del pending[key]

@@ -13,7 +13,7 @@ from typing import Any
 from rollerblade.access.ports import AccessStore, AuditLog
 from rollerblade.analyses.spec import AnalysisSpec
 from rollerblade.pipeline.guard import Guard
-from rollerblade.ports import EventBus, Executor, Index, Storage
+from rollerblade.ports import Catalog, EventBus, Executor, Index, JobStore, Storage
 
 
 @dataclasses.dataclass
@@ -32,6 +32,16 @@ class Services:
     audit: AuditLog | None = None
     _executor: Executor | None = None
     _digests: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def catalog(self) -> Catalog:
+        """The registered datasets and Analyses (the index's backend serves them)."""
+        return self.index
+
+    @property
+    def jobs(self) -> JobStore:
+        """Jobs and their states (the index's backend serves them)."""
+        return self.index
 
     @property
     def guard(self) -> Guard:

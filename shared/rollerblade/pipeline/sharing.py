@@ -201,8 +201,8 @@ def resolve_target(services: Services, target: str, right: str | None = None) ->
 
 def _exists(services: Services, kind: str, name: str) -> bool:
     if kind == "dataset":
-        return services.index.get_dataset(name=name) is not None
-    return services.index.get_analysis(name=name) is not None
+        return services.catalog.get_dataset(name=name) is not None
+    return services.catalog.get_analysis(name=name) is not None
 
 
 def grant(services: Services, principal: Principal, user: str, right: str, target: str) -> Grant:

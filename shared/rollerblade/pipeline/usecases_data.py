@@ -52,11 +52,11 @@ def list_datasets(services: Services, principal: Principal) -> list[DatasetSumma
 
 
 def get_dataset(services: Services, principal: Principal, name: str) -> DatasetSummary:
-    info = services.index.get_dataset(name=name)
+    info = services.catalog.get_dataset(name=name)
     if info is None:
         raise NotFound("dataset", name)
     services.guard.require(principal, "dataset", name, "read", action="dataset-show")
-    return DatasetSummary(info, services.index.dataset_stats(name=name))
+    return DatasetSummary(info, services.catalog.dataset_stats(name=name))
 
 
 def compile_scoped(services: Services, principal: Principal, text: str) -> ast.Node | None:
@@ -217,7 +217,7 @@ def import_dataset(
 ) -> importing.ImportReport:
     """Import ``source`` as a new dataset (its importer becomes its manager), or finish an
     interrupted import (its importer, or anyone who may write the dataset)."""
-    existing = services.index.get_dataset(name=dataset)
+    existing = services.catalog.get_dataset(name=dataset)
     if existing is not None and not (existing.state == "importing" and existing.owner == principal.name):
         services.guard.require(principal, "dataset", dataset, "write", action="import")
     claimed = False
@@ -276,7 +276,7 @@ def reindex_dataset(
     progress: Callable[[int, int], None] | None = None,
     workers: int = 4,
 ) -> reindex.ReindexReport:
-    if services.index.get_dataset(name=dataset) is not None:  # an unregistered one: admins (below)
+    if services.catalog.get_dataset(name=dataset) is not None:  # an unregistered one: admins (below)
         services.guard.require(principal, "dataset", dataset, "write", action="reindex")
     else:
         services.guard.require_admin(principal, action="reindex")
@@ -296,7 +296,7 @@ def stored_datasets(services: Services, principal: Principal) -> list[str]:
     """Every dataset the principal may write, registered or only present in the bucket
     (what ``reindex`` without names rebuilds); unregistered ones for admins only."""
     writable = services.guard.holding(principal, "dataset", "write")
-    names = {info.name for info in services.index.datasets()}
+    names = {info.name for info in services.catalog.datasets()}
     if writable is None:
         for obj in services.storage.list(prefix="datasets/"):
             names.add(obj.key.split("/")[1])

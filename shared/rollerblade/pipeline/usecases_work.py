@@ -33,11 +33,11 @@ RunReport = running.RunReport
 def list_analyses(services: Services, principal: Principal) -> list[dict[str, Any]]:
     """The registered Analyses the principal may run."""
     runnable = services.guard.holding(principal, "analysis", "run")
-    return [doc for doc in services.index.analyses() if runnable is None or doc["name"] in runnable]
+    return [doc for doc in services.catalog.analyses() if runnable is None or doc["name"] in runnable]
 
 
 def get_analysis(services: Services, principal: Principal, name: str) -> tuple[AnalysisSpec, dict[str, Any]]:
-    spec, doc = analyses.get_analysis(name, index=services.index)
+    spec, doc = analyses.get_analysis(name, index=services.catalog)
     services.guard.require(principal, "analysis", name, "run", action="analysis-show")
     return spec, doc
 
@@ -45,7 +45,7 @@ def get_analysis(services: Services, principal: Principal, name: str) -> tuple[A
 def register_analysis(services: Services, principal: Principal, folder: Path) -> dict[str, Any]:
     """Register a new Analysis (its registrant manages it) or a new version (managers only)."""
     spec = load_spec(folder / "analysis.yaml")
-    if services.index.get_analysis(name=spec.name) is not None:
+    if services.catalog.get_analysis(name=spec.name) is not None:
         services.guard.require(principal, "analysis", spec.name, MANAGE, action="register")
     elif principal.kind != "user":
         services.guard.require_admin(principal, action="register")
@@ -114,9 +114,7 @@ def list_jobs(
     """Jobs on datasets the principal may read, newest first."""
     readable = services.guard.readable(principal)
     return [
-        job
-        for job in services.index.jobs(analysis=analysis, state=state)
-        if readable is None or job.dataset in readable
+        job for job in services.jobs.jobs(analysis=analysis, state=state) if readable is None or job.dataset in readable
     ]
 
 
@@ -134,7 +132,7 @@ def cancel_run(services: Services, principal: Principal, analysis: str) -> int:
     cancelled = 0
     for job in list_jobs(services, principal, analysis=analysis, state="planned"):
         ended = dataclasses.replace(job, state="failed", message=f"cancelled by {principal.name}", updated=time.time())
-        if services.index.swap_job(job=ended, state="planned", attempts=job.attempts):
+        if services.jobs.swap_job(job=ended, state="planned", attempts=job.attempts):
             cancelled += 1
     services.guard.record(principal, "run-cancel", "analysis", analysis, f"{cancelled} queued jobs")
     return cancelled

@@ -142,7 +142,7 @@ class Worker:
         if removed:
             log.info("removed %d runs a stopped rollerblade left behind", removed)
         reconcile(self.services, older_than=0.0)
-        requeue(self.services, [job.key for job in self.services.index.jobs(state="planned")])
+        requeue(self.services, [job.key for job in self.services.jobs.jobs(state="planned")])
         self._last_reconcile = time.monotonic()
 
     def step(self) -> int:
@@ -203,7 +203,7 @@ class Worker:
         for key in list(self._backlog):
             if self.stopping.is_set():
                 break
-            job = self.services.index.get_job(key=key)
+            job = self.services.jobs.get_job(key=key)
             if job is None or job.state != "planned":
                 del self._backlog[key]
                 continue
@@ -249,8 +249,8 @@ class Worker:
         while time.monotonic() < deadline:
             idle = idle + 1 if self.step() == 0 else 0
             if idle >= 2 and not self.busy and not any(topic_depths(self.services).values()):
-                states = {job.state for job in self.services.index.jobs(state="planned")}
-                states |= {job.state for job in self.services.index.jobs(state="running")}
+                states = {job.state for job in self.services.jobs.jobs(state="planned")}
+                states |= {job.state for job in self.services.jobs.jobs(state="running")}
                 if not states:
                     return True
             time.sleep(0.05)

@@ -10,17 +10,16 @@ succeed: it is logged and acknowledged, never retried forever.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gc
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rollerblade.errors import InputError, TemporaryError
 from rollerblade.pipeline import automation, completion, jobflow, reruns
 from rollerblade.pipeline.analyses import get_analysis
 from rollerblade.pipeline.batch_indexing import index_objects
+from rollerblade.pipeline.collector import collector_held
 from rollerblade.pipeline.events import announce
 from rollerblade.pipeline.indexing import index_object
 from rollerblade.pipeline.messages import (
@@ -123,27 +122,6 @@ HANDLERS: dict[str, Route] = {
 }
 
 
-@contextlib.contextmanager
-def _collector_held() -> Iterator[None]:
-    """The cyclic garbage collector held off while a batch is handled; it runs again after.
-
-    A batch allocates tens of thousands of containers that live until its end (records,
-    their flat views, planned jobs). The collector would stop every 700 allocations and,
-    as they are promoted to older generations, sweep the whole heap: 15 % of rule
-    evaluation's time in ``bench/pipeline_bench.py``. Reference counting frees almost all
-    of them anyway; what only the collector can free (cycles) waits for the batch's end.
-    Left alone when something else turned the collector off (or another thread's batch
-    holds it: the first to finish lets it run again)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def handle(services: Services, topic: str, messages: Sequence[Mapping[str, Any]], *, actor: Actor) -> list[Outcome]:
     """Handle a batch of one topic's messages; one outcome per message."""
     route = HANDLERS[topic]
@@ -154,7 +132,7 @@ def handle(services: Services, topic: str, messages: Sequence[Mapping[str, Any]]
             decoded.append((position, route.decode(message)))
         except (ValueError, InputError) as e:
             log.error("dropping malformed %s message: %s", topic, e)
-    with _collector_held():
+    with collector_held():
         results = route.handle(services, [event for _, event in decoded], actor) if decoded else []
     for (position, _), result in zip(decoded, results, strict=True):
         outcomes[position] = result

@@ -20,6 +20,7 @@ from typing import Any
 from rollerblade.abids import layout
 from rollerblade.errors import BidsNameError, InputError, TemporaryError
 from rollerblade.pipeline.batch_indexing import index_objects
+from rollerblade.pipeline.collector import collector_held
 from rollerblade.pipeline.indexing import IndexOutcome, index_object, locate, refresh_scope
 from rollerblade.pipeline.messages import OBJECTS_TOPIC, SCANS_TOPIC, ScanIndexed
 from rollerblade.ports import EventBus, Index, Storage
@@ -94,7 +95,8 @@ def drain_object_events(
                 log.error("dropping malformed object event %s: %s", message_id, e)
                 done.append(message_id)
         try:
-            outcomes = index_objects([e for _, e in decoded], storage=storage, index=index, actor=actor)
+            with collector_held():
+                outcomes = index_objects([e for _, e in decoded], storage=storage, index=index, actor=actor)
         except Exception as e:  # one event's trouble must not hold back the others: one by one
             log.info("batch of %d events failed (%s); handling them one by one", len(decoded), e)
             outcomes = None

@@ -9,7 +9,6 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from rollerblade.cli.output import context as _ctx
 from rollerblade.errors import InputError
 from rollerblade.pipeline import sharing, store_lock, usecases_work
 from rollerblade.pipeline.messages import TOPICS
-from rollerblade.pipeline.worker import BucketWatcher, Worker, topic_depths
+from rollerblade.pipeline.worker import BucketWatcher, Worker
 
 
 @click.group("rules")
@@ -191,29 +190,7 @@ def status(as_json: bool) -> None:
     """Queue depths, jobs by state, the last failures and dead letters (admins: it shows
     every dataset's jobs)."""
     ctx = _ctx()
-    sharing.require_admin(ctx.services, ctx.principal, "status")
-    stack = ctx.stack
-    bus: Any = stack.bus
-    jobs = stack.index.jobs()
-    doc: dict[str, Any] = {
-        "queues": topic_depths(stack.services),
-        "jobs": dict(Counter(j.state for j in jobs)),
-        "last_failures": [
-            {"key": j.key, "analysis": j.analysis, "slice": f"{j.dataset}/{j.slice_id}", "message": j.message}
-            for j in [j for j in jobs if j.state == "failed"][:5]
-        ],
-        "dead_letters": {
-            t: [{"id": i, "message": m, "error": e} for i, m, e in bus.dead_letters(topic=t)]
-            for t in TOPICS
-            if hasattr(bus, "dead_letters")
-        },
-    }
-    if not stack.executor.local:  # a cluster: what it holds right now
-        counts = getattr(stack.executor, "counts", None)
-        try:
-            doc["cluster"] = counts() if counts is not None else {}
-        except Exception as e:  # unreachable cluster: say so, show the rest
-            doc["cluster"] = {"error": str(e)}
+    doc = usecases_work.pipeline_status(ctx.services, ctx.principal)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
@@ -238,11 +215,7 @@ def events() -> None:
 def events_retry(topic: str | None) -> None:
     """Deliver dead-lettered messages again (after fixing what made them fail)."""
     ctx = _ctx()
-    sharing.require_admin(ctx.services, ctx.principal, "events-retry")
-    bus: Any = ctx.stack.bus
-    if not hasattr(bus, "retry_dead"):
-        raise InputError("this store's bus keeps no dead letters here (Pub/Sub: use its dead-letter topics)")
-    count = sum(bus.retry_dead(topic=t) for t in ([topic] if topic else TOPICS))
+    count = usecases_work.retry_dead_letters(ctx.services, ctx.principal, topic)
     click.echo(f"{count} dead-lettered messages queued again")
 
 

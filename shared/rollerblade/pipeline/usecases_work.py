@@ -22,7 +22,9 @@ from rollerblade.analyses.jobs import JobRecord
 from rollerblade.analyses.spec import AnalysisSpec, load_spec
 from rollerblade.errors import InputError, NotFound
 from rollerblade.pipeline import analyses, automation, jobflow, running, sharing
+from rollerblade.pipeline.messages import TOPICS
 from rollerblade.pipeline.services import Services
+from rollerblade.pipeline.worker import topic_depths
 from rollerblade.query import ast
 from rollerblade.records import Actor, ScanRecord
 from rollerblade.rules.model import Rule, load_rule_files
@@ -199,3 +201,44 @@ def get_rule(services: Services, principal: Principal, name: str) -> Rule:
 def explain(services: Services, principal: Principal, dataset: str, path: str) -> list[dict[str, Any]]:
     services.guard.require(principal, "dataset", dataset, "read", action="rules-explain")
     return automation.explain(services, dataset, path)
+
+
+# -- the pipeline's state (admins) ---------------------------------------------------
+
+
+def pipeline_status(services: Services, principal: Principal) -> dict[str, Any]:
+    """Queue depths, jobs by state, the last five failures, the dead letters and, on a
+    cluster, what it holds right now (every dataset's jobs: admins only)."""
+    sharing.require_admin(services, principal, "status")
+    jobs = services.jobs.jobs()
+    bus: Any = services.bus
+    doc: dict[str, Any] = {
+        "queues": topic_depths(services),
+        "jobs": dict(collections.Counter(j.state for j in jobs)),
+        "last_failures": [
+            {"key": j.key, "analysis": j.analysis, "slice": f"{j.dataset}/{j.slice_id}", "message": j.message}
+            for j in [j for j in jobs if j.state == "failed"][:5]
+        ],
+        "dead_letters": {
+            t: [{"id": i, "message": m, "error": e} for i, m, e in bus.dead_letters(topic=t)]
+            for t in TOPICS
+            if hasattr(bus, "dead_letters")
+        },
+    }
+    executor = services.executor
+    if not executor.local:  # a cluster: what it holds right now
+        counts = getattr(executor, "counts", None)
+        try:
+            doc["cluster"] = counts() if counts is not None else {}
+        except Exception as e:  # noqa: BLE001 - an unreachable cluster: say so, show the rest
+            doc["cluster"] = {"error": str(e)}
+    return doc
+
+
+def retry_dead_letters(services: Services, principal: Principal, topic: str | None = None) -> int:
+    """Deliver the dead-lettered messages of ``topic`` (None: every topic) again; how many."""
+    sharing.require_admin(services, principal, "events-retry")
+    bus: Any = services.bus
+    if not hasattr(bus, "retry_dead"):
+        raise InputError("this store's bus keeps no dead letters here (Pub/Sub: use its dead-letter topics)")
+    return sum(int(bus.retry_dead(topic=t)) for t in ([topic] if topic else TOPICS))

@@ -49,7 +49,9 @@ def _finite(value: Any) -> bool:
 class SqliteCatalog:
     """The ``analyses`` and ``jobs`` tables."""
 
-    _db: sqlite3.Connection
+    @property
+    def _db(self) -> sqlite3.Connection:
+        raise NotImplementedError
 
     def _write(self, statements: Iterable[tuple[str, Sequence[Any] | Iterable[Sequence[Any]], bool]]) -> list[int]:
         raise NotImplementedError

@@ -155,15 +155,24 @@ class SqliteIndex(SqliteCatalog, Index):
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._db = self._connect()
+        self._lock = threading.RLock()  # one writer at a time in this process
+        self._registry = threading.Lock()  # the connections of the threads
+        # One connection per thread (the HTTP API's threads and the event loop's share this
+        # object in ``serve``): a reader then sees only committed data, never a write
+        # transaction another thread has open, and does not wait for it (WAL). An
+        # in-memory database exists only in its one connection, which threads share.
+        self._local = threading.local()
+        self._connections: dict[int, sqlite3.Connection] = {}  # thread id -> its connection
+        self._memory = self.path == ":memory:"
+        self._scope_tables: dict[sqlite3.Connection, dict[frozenset[str], str]] = {}
+        self._first = self._connect()
+        self._adopt(self._first)
         # An index at the current schema is opened without writing anything, so readers
         # (query, show, download) never wait for, nor fail on, a writer's transaction.
         self._holders: dict[str, set[str]] | None = None  # field -> datasets, read on first use
         self._unanalyzed = 0  # rows written since the statistics were taken
         self._big_docs: dict[str, MetadataFile] = {}  # stored text -> decoded (see _metadata_doc)
         self._fields: set[str] = set()
-        self._tables: dict[frozenset[str], str] = {}  # see _set_tables
         if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             self._create_schema()
         self._fields = {row[0] for row in self._db.execute("SELECT name FROM fields")}
@@ -215,8 +224,41 @@ class SqliteIndex(SqliteCatalog, Index):
         db.execute("PRAGMA synchronous=NORMAL")
         return db
 
+    def _adopt(self, db: sqlite3.Connection) -> None:
+        """Make ``db`` this thread's connection; close those of threads that have ended."""
+        self._local.db = db
+        with self._registry:  # not the write lock: a writer may be waiting on this thread
+            alive = {thread.ident for thread in threading.enumerate()}
+            this = threading.get_ident()  # an ended thread's id may be reused by this one
+            for ident in [i for i in self._connections if i not in alive or i == this]:
+                gone = self._connections.pop(ident)
+                self._scope_tables.pop(gone, None)
+                gone.close()
+            self._connections[this] = db
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The calling thread's connection, opened on its first use."""
+        if self._memory:
+            return self._first
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._connect()
+            self._adopt(db)
+        return db
+
+    @property
+    def _tables(self) -> dict[frozenset[str], str]:
+        """The scope tables of the calling thread's connection (temporary tables belong to
+        a connection; see :meth:`_set_tables`)."""
+        return self._scope_tables.setdefault(self._db, {})
+
     def close(self) -> None:
-        self._db.close()
+        with self._registry:
+            for db in {self._first, *self._connections.values()}:
+                db.close()
+            self._connections.clear()
+            self._scope_tables.clear()
 
     @contextlib.contextmanager
     def _immediate(self, db: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
@@ -421,7 +463,8 @@ class SqliteIndex(SqliteCatalog, Index):
         wanted = dataset_sets(node, SET_TABLE_LEAST)
         missing = wanted - self._tables.keys()
         if missing and len(self._tables) < SET_TABLES:
-            with self._lock:  # not inside a write transaction of another thread on this connection
+            # an in-memory index's one connection: not inside another thread's write transaction
+            with self._lock if self._memory else contextlib.nullcontext():
                 for names in sorted(missing - self._tables.keys(), key=len)[: SET_TABLES - len(self._tables)]:
                     table = f"dataset_set_{len(self._tables)}"
                     self._db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (name TEXT PRIMARY KEY) WITHOUT ROWID")

@@ -59,17 +59,26 @@ def test_a_reader_thread_never_sees_another_threads_uncommitted_writes(tmp_path:
     index.close()
 
 
-def test_threads_that_ended_leave_no_connection_open(tmp_path: Path) -> None:
+def test_results_begun_in_a_thread_that_ended_are_read_to_the_end(tmp_path: Path) -> None:
+    """A streamed response is read by whichever pool thread is free, and the thread that
+    began the query may end meanwhile: its connection must outlive it while the results
+    are being read, and be forgotten by the index (closed once nothing holds it)."""
     index = sqlite_index.SqliteIndex(tmp_path / "index.sqlite")
-    index.put_records(records=[t1w(1)])
-    for _ in range(20):
-        reader = threading.Thread(target=lambda: index.count(node=ast.All()))
-        reader.start()
-        reader.join(timeout=60)
-    index.count(node=ast.All())
-    index._db  # noqa: B018 - a new thread's first use closes those of ended threads
-    reader = threading.Thread(target=lambda: index.count(node=ast.All()))
-    reader.start()
-    reader.join(timeout=60)
-    assert len(index._connections) <= 2  # this thread's and the last reader's
+    index.put_records(records=[t1w(s) for s in range(1200)])  # more than one batch of rows
+    begun: list[object] = []
+
+    def begin() -> None:
+        results = index.query(node=ast.All())
+        begun.extend([results, next(results), index._db])
+
+    starter = threading.Thread(target=begin)
+    starter.start()
+    starter.join(timeout=60)
+    later = threading.Thread(target=lambda: index.count(node=ast.All()))  # its first use forgets the ended one's
+    later.start()
+    later.join(timeout=60)
+    results, first, its_connection = begun
+    assert its_connection not in index._connections.values()  # forgotten by the index
+    rest = list(results)  # type: ignore[call-overload]
+    assert [first.path, *(r.path for r in rest)] == sorted(t1w(s).path for s in range(1200))  # type: ignore[attr-defined]
     index.close()

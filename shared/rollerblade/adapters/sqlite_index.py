@@ -232,15 +232,15 @@ class SqliteIndex(SqliteCatalog, Index):
         return db
 
     def _adopt(self, db: sqlite3.Connection) -> None:
-        """Make ``db`` this thread's connection; close those of threads that have ended."""
+        """Make ``db`` this thread's connection, and forget those of threads that have
+        ended: each closes once nothing holds it any more (a query's results still being
+        read elsewhere, such as a download streamed by other threads, hold theirs)."""
         self._local.db = db
         with self._registry:  # not the write lock: a writer may be waiting on this thread
             alive = {thread.ident for thread in threading.enumerate()}
             this = threading.get_ident()  # an ended thread's id may be reused by this one
             for ident in [i for i in self._connections if i not in alive or i == this]:
-                gone = self._connections.pop(ident)
-                self._scope_tables.pop(gone, None)
-                gone.close()
+                self._scope_tables.pop(self._connections.pop(ident), None)
             self._connections[this] = db
 
     @property

@@ -16,7 +16,6 @@ import dataclasses
 import json
 import math
 import sqlite3
-import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import orjson
 
 from rollerblade.adapters.sqlite_catalog import SqliteCatalog
 from rollerblade.adapters.sqlite_catalog import encode_json as _encode
+from rollerblade.adapters.sqlite_connections import SqliteConnections
 from rollerblade.adapters.sqlite_layers import LAYERS_SCHEMA, REF_COLUMNS, LayerWriter, resolve
 from rollerblade.adapters.sqlite_query import (
     INDEXED_NUMBER_FIELDS,
@@ -34,7 +34,6 @@ from rollerblade.adapters.sqlite_query import (
     select,
     text_expr,
 )
-from rollerblade.errors import TemporaryError
 from rollerblade.ports import Index
 from rollerblade.query import ast
 from rollerblade.query.fields import flatten, forms
@@ -54,11 +53,6 @@ _OLD_INDEXES = ("dataset", "suffix", "sub", "ses", "task", "datatype", "dir")
 #: dataset on the primary key (10 ms at 7,200 records) instead of the (sub, dataset)
 #: index (0.06 ms).
 ANALYZE_EVERY = 5_000
-#: The connections of the threads beyond the first (the HTTP API's, in ``serve``) read the
-#: index file through a memory map of up to this size: each then reads the pages the others
-#: have read, where it would fill a page cache of its own (the API's requests took ~1 ms
-#: more). The first thread's connection (every single-threaded command) reads as before.
-MMAP_BYTES = 1 << 30
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -155,23 +149,12 @@ _RECORD_COLUMNS = "r.doc, r.m, o.doc, r.p, r.q"
 _RECORD_FROM = "records r LEFT JOIN layers o ON o.id = r.o"
 
 
-class SqliteIndex(SqliteCatalog, Index):
+class SqliteIndex(SqliteConnections, SqliteCatalog, Index):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()  # one writer at a time in this process
-        self._registry = threading.Lock()  # the connections of the threads
-        # One connection per thread (the HTTP API's threads and the event loop's share this
-        # object in ``serve``): a reader then sees only committed data, never a write
-        # transaction another thread has open, and does not wait for it (WAL). An
-        # in-memory database exists only in its one connection, which threads share.
-        self._local = threading.local()
-        self._connections: dict[int, sqlite3.Connection] = {}  # thread id -> its connection
-        self._memory = self.path == ":memory:"
-        self._scope_tables: dict[sqlite3.Connection, dict[frozenset[str], str]] = {}
-        self._first = self._connect()
-        self._adopt(self._first)
+        self._open_connections(self.path)
         # An index at the current schema is opened without writing anything, so readers
         # (query, show, download) never wait for, nor fail on, a writer's transaction.
         self._holders: dict[str, set[str]] | None = None  # field -> datasets, read on first use
@@ -223,69 +206,6 @@ class SqliteIndex(SqliteCatalog, Index):
             while batch := db.execute(sql, (*after, CONVERT_PAGE)).fetchall():  # each page read, then rewritten
                 self._store(db, [ScanRecord.from_decoded(_decode(doc)) for _, _, doc in batch])
                 after = batch[-1][:2]
-
-    def _connect(self, *, mapped: bool = False) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        db.execute("PRAGMA synchronous=NORMAL")
-        if mapped:
-            db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
-        return db
-
-    def _adopt(self, db: sqlite3.Connection) -> None:
-        """Make ``db`` this thread's connection, and forget those of threads that have
-        ended: each closes once nothing holds it any more (a query's results still being
-        read elsewhere, such as a download streamed by other threads, hold theirs)."""
-        self._local.db = db
-        with self._registry:  # not the write lock: a writer may be waiting on this thread
-            alive = {thread.ident for thread in threading.enumerate()}
-            this = threading.get_ident()  # an ended thread's id may be reused by this one
-            for ident in [i for i in self._connections if i not in alive or i == this]:
-                self._scope_tables.pop(self._connections.pop(ident), None)
-            self._connections[this] = db
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        """The calling thread's connection, opened on its first use."""
-        if self._memory:
-            return self._first
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = self._connect(mapped=True)
-            self._adopt(db)
-        return db
-
-    @property
-    def _tables(self) -> dict[frozenset[str], str]:
-        """The scope tables of the calling thread's connection (temporary tables belong to
-        a connection; see :meth:`_set_tables`)."""
-        return self._scope_tables.setdefault(self._db, {})
-
-    def close(self) -> None:
-        with self._registry:
-            for db in {self._first, *self._connections.values()}:
-                db.close()
-            self._connections.clear()
-            self._scope_tables.clear()
-
-    @contextlib.contextmanager
-    def _immediate(self, db: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE: nobody else writes until it ends) on the
-        shared connection, or on ``db``, a connection of the caller's own; rolled back on
-        any error; a busy database is a :class:`TemporaryError`."""
-        db = db or self._db
-        with self._lock if db is self._db else contextlib.nullcontext():
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-            except sqlite3.OperationalError as e:
-                if "locked" in str(e) or "busy" in str(e):
-                    raise TemporaryError(f"index {self.path} is busy: {e}", delay=0.5) from e
-                raise
 
     def _write(self, statements: Iterable[tuple[str, Sequence[Any] | Iterable[Sequence[Any]], bool]]) -> list[int]:
         """Run the statements in one write transaction; returns each one's row count."""
@@ -468,18 +388,19 @@ class SqliteIndex(SqliteCatalog, Index):
         most :data:`SET_TABLES` are made (a table another thread's statement may be reading
         is never dropped); past that, a set is listed in the SQL as before."""
         wanted = dataset_sets(node, SET_TABLE_LEAST)
-        missing = wanted - self._tables.keys()
-        if missing and len(self._tables) < SET_TABLES:
+        db, tables = self._db, self._tables  # this thread's connection and its tables
+        missing = wanted - tables.keys()
+        if missing and len(tables) < SET_TABLES:
             # an in-memory index's one connection: not inside another thread's write transaction
             with self._lock if self._memory else contextlib.nullcontext():
-                for names in sorted(missing - self._tables.keys(), key=len)[: SET_TABLES - len(self._tables)]:
-                    table = f"dataset_set_{len(self._tables)}"
-                    self._db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (name TEXT PRIMARY KEY) WITHOUT ROWID")
+                for names in sorted(missing - tables.keys(), key=len)[: SET_TABLES - len(tables)]:
+                    table = f"dataset_set_{len(tables)}"
+                    db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (name TEXT PRIMARY KEY) WITHOUT ROWID")
                     # rows left by an attempt that failed half way would widen this scope
-                    self._db.execute(f"DELETE FROM temp.{table}")  # noqa: S608
-                    self._db.executemany(f"INSERT INTO temp.{table} VALUES (?)", [(n,) for n in names])
-                    self._tables[names] = table  # only once it holds exactly the set
-        return {names: self._tables[names] for names in wanted if names in self._tables}
+                    db.execute(f"DELETE FROM temp.{table}")  # noqa: S608
+                    db.executemany(f"INSERT INTO temp.{table} VALUES (?)", [(n,) for n in names])
+                    tables[names] = table  # only once it holds exactly the set
+        return {names: tables[names] for names in wanted if names in tables}
 
     def known_fields(self, *, datasets: Collection[str] | None = None, fresh: bool = False) -> set[str]:
         if datasets is not None:

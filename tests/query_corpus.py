@@ -49,4 +49,9 @@ CORPUS = (
     "NOT NOT datatype=anat",
     "meta.SliceTiming ~ '[0,*'",
     "acq=nothing",
+    # inherited fields, counted from the layers that pass (see sqlite_query's layered form)
+    'meta.RepetitionTime > "10"',  # quoted: text order, where 2.0 > 10
+    "dataset=site-a AND NOT meta.EchoTime>0.03",
+    "dataset IN (site-b, site-c) AND participant.sex=F",
+    "NOT session.visit=followup",
 )

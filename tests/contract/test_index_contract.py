@@ -425,17 +425,20 @@ def test_sqlite_counts_on_participant_fields_read_the_reference_index(
     tmp_path: Path, cohort_records: tuple[list[ScanRecord], list[MetadataFile]]
 ) -> None:
     """``count(participant.age>60)`` tests every record: it must scan the narrow index of
-    layer references, not the records table (rows ~1.7 KB each; SQLite-only: a plan)."""
-    from rollerblade.adapters.sqlite_query import select
+    layer references, not the records table (rows ~1.7 KB each), and read which layers
+    pass from ``layer_fields``, not each record's layer (SQLite-only: a plan)."""
+    from rollerblade.adapters.sqlite_query import select, selective
 
     records, metadata = cohort_records
     index = sqlite_index.SqliteIndex(tmp_path / "index.sqlite")
     index.put_metadata(files=metadata)
     index.put_records(records=records)
     node = parse_query("participant.age>60")
-    sql, params = select(node, "count(*)")
+    assert not selective(node)  # what count() decides on
+    sql, params = select(node, "count(*)", layered=True)
     plan = " ".join(row[3] for row in index._db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
-    assert "COVERING INDEX records_refs" in plan, plan
+    assert "COVERING INDEX records_refs" in plan and "SEARCH f USING PRIMARY KEY (field=?)" in plan, plan
+    assert "SEARCH p" not in plan, plan  # no layer joined per record
     expected = sum(matches(node, flatten(r)) for r in records)
     assert 0 < index.count(node=node) == expected
     index.close()

@@ -9,14 +9,15 @@ import dataclasses
 import json
 import shutil
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 from rollerblade.abids.paths import parse_record_path
-from rollerblade.adapters import sqlite_index
+from rollerblade.adapters import sqlite_index, sqlite_layers
 from rollerblade.adapters.sqlite_index import SqliteIndex
-from rollerblade.pipeline import importing
+from rollerblade.pipeline import importing, reindex
 from rollerblade.pipeline.context import DatasetContext, refreshed
 from rollerblade.pipeline.indexing import index_object
 from rollerblade.query import evaluate
@@ -129,6 +130,7 @@ def test_an_own_sidecar_null_hides_the_inherited_value(stack: Stack, full_cohort
         node = parse(text)
         expected = [r.path for r in every if evaluate.matches(node, flatten(r))]
         assert [r.path for r in stack.index.query(node=node)] == expected, text
+        assert stack.index.count(node=node) == len(expected), text  # counts test the layers first
     assert bold.path not in [r.path for r in stack.index.query(node=parse("exists(meta.RepetitionTime)"))]
 
 
@@ -209,4 +211,98 @@ def test_an_index_of_schema_5_is_converted_on_open(tmp_path: Path, monkeypatch: 
     index.put_metadata(files=[MetadataFile(**{**sidecar, "content": {"FlipAngle": 7}, "generation": 2})])
     changed = index.get_record(dataset="ds", path=record.path)
     assert changed is not None and changed.meta == {"FlipAngle": 7}
+    index.close()
+
+
+def _field_rows(db: sqlite3.Connection) -> list[tuple[object, ...]]:
+    """What ``layer_fields`` must hold, worked out in Python from the layers themselves:
+    every key of each layer's text view, its text if short, its number form."""
+    rows = []
+    for layer, dataset, s, n in db.execute("SELECT id, dataset, s, n FROM layers"):
+        texts, numbers = json.loads(s), json.loads(n)
+        for field, text in texts.items():
+            kept = text if text is not None and len(text) <= sqlite_layers.FIELD_TEXT_KEPT else None
+            rows.append((field, dataset, layer, kept, numbers.get(field)))
+    return sorted(rows, key=repr)
+
+
+def _same_counts(index: SqliteIndex, texts: Iterable[str]) -> None:
+    every = [flatten(r) for r in index.query(node=parse(""))]
+    for text in texts:
+        node = parse(text)
+        assert index.count(node=node) == sum(evaluate.matches(node, f) for f in every), text
+
+
+#: Counts that test inherited fields: every namespace, short and long texts, numbers, NOT.
+LAYERED = (
+    "meta.RepetitionTime < 2.5",
+    "NOT meta.RepetitionTime = 2",
+    "exists(meta.SliceTiming)",
+    "meta.SliceTiming ~ '[0,*'",
+    "meta.Manufacturer IN (Siemens, GE)",
+    "participant.age > 50",
+    "session.visit = followup",
+    "dataset = ds AND meta.EchoTime > 0.03",
+)
+
+
+def test_the_fields_of_each_layer_follow_every_change(stack: Stack, full_cohort: dict[str, Path]) -> None:
+    """``layer_fields`` is kept by triggers: after an import, changed, added and removed
+    sidecars, a changed participants row, a reindex and a deleted dataset, it holds
+    exactly each layer's fields, and counts read through it answer like the reference."""
+    db = sqlite3.connect(str(stack.settings.index_path))
+    _import(stack, full_cohort["site-a"])
+    _import(stack, full_cohort["site-b"], "other")
+    assert _rows_of(db) == _field_rows(db) and len(_field_rows(db)) > 100
+    _same_counts(stack.index, LAYERED)
+
+    sidecar = json.loads((full_cohort["site-a"] / "task-rest_bold.json").read_text())
+    notes = "Resting state, eyes open; " * 4  # longer than layer_fields keeps: read from the layer
+    changed = {**sidecar, "RepetitionTime": 1.0, "New": "x", "Notes": notes}
+    _drop(stack, "task-rest_bold.json", json.dumps(changed).encode())
+    bold = next(stack.index.query(node=parse("dataset = ds AND suffix=bold AND task=rest")))
+    own = bold.path.removesuffix(".nii.gz") + ".json"
+    _drop(stack, own, json.dumps({"RepetitionTime": 3.0}).encode())  # an own sidecar added
+    lines = (full_cohort["site-a"] / "participants.tsv").read_text().splitlines()
+    header, first = lines[0].split("\t"), lines[1].split("\t")
+    first[header.index("age")] = "99"
+    _drop(stack, "participants.tsv", ("\n".join([lines[0], "\t".join(first), *lines[2:]]) + "\n").encode())
+    assert _rows_of(db) == _field_rows(db)
+    assert db.execute("SELECT count(*) FROM layer_fields WHERE field = 'meta.Notes' AND s IS NULL").fetchone()[0]
+    changes = ("meta.New = x", "meta.RepetitionTime = 3", "participant.age = 99", "meta.Notes ~ '*eyes open*'")
+    _same_counts(stack.index, (*LAYERED, *changes))
+    assert stack.index.count(node=parse("meta.Notes ~ '*eyes open*'")) > 0
+
+    stack.storage.delete(key=f"datasets/ds/{own}")  # the own sidecar removed again
+    index_object(ObjectEvent("deleted", f"datasets/ds/{own}"), storage=stack.storage, index=stack.index, actor=ACTOR)
+    reindex.reindex_dataset("other", storage=stack.storage, index=stack.index, actor=ACTOR)
+    assert _rows_of(db) == _field_rows(db)
+    _same_counts(stack.index, (*LAYERED, "meta.RepetitionTime = 3"))
+
+    stack.index.delete_dataset(name="ds")
+    assert db.execute("SELECT count(*) FROM layer_fields WHERE dataset = 'ds'").fetchone()[0] == 0
+    _import(stack, full_cohort["site-c"], "third")  # its layers may take the deleted ones' ids
+    assert _rows_of(db) == _field_rows(db)
+    _same_counts(stack.index, LAYERED)
+    db.close()
+
+
+def _rows_of(db: sqlite3.Connection) -> list[tuple[object, ...]]:
+    return sorted(db.execute("SELECT * FROM layer_fields").fetchall(), key=repr)
+
+
+def test_an_index_of_schema_7_gets_the_fields_of_its_layers_on_open(stack: Stack, full_cohort: dict[str, Path]) -> None:
+    _import(stack, full_cohort["site-a"])
+    path = str(stack.settings.index_path)
+    stack.index.close()
+    with sqlite3.connect(path) as db:  # what schema 7 had: no layer_fields, no triggers
+        for trigger in ("insert", "update", "delete"):
+            db.execute(f"DROP TRIGGER layer_fields_{trigger}")
+        db.execute("DROP TABLE layer_fields")
+        db.execute("PRAGMA user_version=7")
+    index = SqliteIndex(path)
+    db = sqlite3.connect(path)
+    assert _rows_of(db) == _field_rows(db) and _rows_of(db)
+    _same_counts(index, LAYERED)
+    db.close()
     index.close()

@@ -25,13 +25,14 @@ import orjson
 from rollerblade.adapters.sqlite_catalog import SqliteCatalog
 from rollerblade.adapters.sqlite_catalog import encode_json as _encode
 from rollerblade.adapters.sqlite_connections import SqliteConnections
-from rollerblade.adapters.sqlite_layers import LAYERS_SCHEMA, REF_COLUMNS, LayerWriter, resolve
+from rollerblade.adapters.sqlite_layers import LAYERS_SCHEMA, REF_COLUMNS, LayerWriter, fill_layer_fields, resolve
 from rollerblade.adapters.sqlite_query import (
     INDEXED_NUMBER_FIELDS,
     INDEXED_TEXT_FIELDS,
     dataset_sets,
     number_expr,
     select,
+    selective,
     text_expr,
 )
 from rollerblade.ports import Index
@@ -43,8 +44,8 @@ from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
 # the dataset column (access-scoped queries), no expression index on dataset (a column);
 # 5: the planner's statistics (ANALYZE) taken at migration and kept fresh by writes;
 # 6: metadata by reference (layers; records hold only what is their own); 7: an index of
-# each record's layer references (records_refs)
-SCHEMA_VERSION = 7
+# each record's layer references (records_refs); 8: the fields each layer holds (layer_fields)
+SCHEMA_VERSION = 8
 #: Records converted per page when an index of schema <= 5 is opened.
 CONVERT_PAGE = 5_000
 _OLD_INDEXES = ("dataset", "suffix", "sub", "ses", "task", "datatype", "dir")
@@ -177,6 +178,9 @@ class SqliteIndex(SqliteConnections, SqliteCatalog, Index):
                 "INSERT OR IGNORE INTO dataset_fields SELECT DISTINCT records.dataset, each.key "
                 "FROM records, json_each(records.s) AS each"
             )
+            # the fields each layer holds (schema 8): later writes keep them by triggers
+            for statement in fill_layer_fields("layers", "layers, "):
+                self._db.execute(statement)
             for field in _OLD_INDEXES:  # schema <= 3
                 self._db.execute(f"DROP INDEX IF EXISTS records_{field}")
             for field in INDEXED_TEXT_FIELDS:
@@ -379,7 +383,10 @@ class SqliteIndex(SqliteConnections, SqliteCatalog, Index):
         yield from self._resolved(self._db.execute(sql, params))
 
     def count(self, *, node: ast.Node) -> int:
-        sql, params = select(node, "count(*)", tables=self._set_tables(node))
+        # a count reads every record its terms select: unless an index finds few, working
+        # out first which layers pass a test of an inherited field is cheaper than reading
+        # each record's layers (meta.RepetitionTime<2 over 100k records: 12 ms against 83)
+        sql, params = select(node, "count(*)", tables=self._set_tables(node), layered=not selective(node))
         return int(self._db.execute(sql, params).fetchone()[0])
 
     def _set_tables(self, node: ast.Node) -> dict[frozenset[str], str]:

@@ -16,7 +16,7 @@ walk the primary key in result order instead of sorting.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rollerblade.adapters.sqlite_layers import REF_COLUMNS
@@ -80,21 +80,17 @@ def field_expr(field: str, form: str, joins: set[str]) -> str:
     return f"json_extract(r.{form}, {path})"
 
 
-def _text_operand(field: str, joins: set[str]) -> str:
-    """The SQL expression a text comparison on ``field`` reads: its column if it has one."""
-    return f"r.{field}" if field in COLUMN_FIELDS else field_expr(field, "s", joins)
-
-
-def _number_operand(field: str, joins: set[str]) -> str:
-    return field_expr(field, "n", joins)
-
-
 def select(
-    node: ast.Node, what: str, *, join: tuple[str, ...] = (), tables: Mapping[frozenset[str], str] | None = None
+    node: ast.Node,
+    what: str,
+    *,
+    join: tuple[str, ...] = (),
+    tables: Mapping[frozenset[str], str] | None = None,
+    layered: bool = False,
 ) -> tuple[str, list[Any]]:
     """``SELECT what FROM records r`` (with the layers ``node`` reads, and those aliased in
-    ``join``) ``WHERE node``; ``tables``: see :func:`compile_where`."""
-    where, params, joins = compile_where(node, tables=tables)
+    ``join``) ``WHERE node``; ``tables`` and ``layered``: see :func:`compile_where`."""
+    where, params, joins = compile_where(node, tables=tables, layered=layered)
     source = " ".join(["records r", *(LAYER_JOINS[alias] for alias in sorted(joins | set(join)))])
     return f"SELECT {what} FROM {source} WHERE {where}", params
 
@@ -105,15 +101,47 @@ def glob_pattern(pattern: str) -> str:
 
 
 def compile_where(
-    node: ast.Node, *, tables: Mapping[frozenset[str], str] | None = None
+    node: ast.Node, *, tables: Mapping[frozenset[str], str] | None = None, layered: bool = False
 ) -> tuple[str, list[Any], set[str]]:
     """SQL boolean expression over ``records r``, its parameters, and the aliases of the
     layers it reads (see :data:`LAYER_JOINS`). ``tables``: temporary tables of one text
     column, by the set of texts they hold; ``dataset IN (...)`` of such a set reads the
-    table instead of listing its texts (see :func:`dataset_sets`)."""
-    params: list[Any] = []
-    joins: set[str] = set()
-    return _compile(node, params, joins, tables or {}), params, joins
+    table instead of listing its texts (see :func:`dataset_sets`).
+
+    ``layered``: a test of an inherited field is compiled as the record's reference being
+    among the layers whose value passes it (see :meth:`_Compiler.layered`), worked out once
+    from ``layer_fields``, instead of each record's layer being joined and its JSON read.
+    That is what pays when the query reads every record anyway (see :func:`selective`)."""
+    compiler = _Compiler(tables or {}, _scope(node) if layered else None)
+    return compiler.compile(node), compiler.params, compiler.joins
+
+
+def selective(node: ast.Node) -> bool:
+    """Whether ``node`` requires an indexed field or the path to equal a value (or one of
+    a list): SQLite then reads only the records an index finds, and a query reading each
+    one's layers costs less than working out which layers pass first."""
+    if isinstance(node, ast.And):
+        return any(selective(item) for item in node.items)
+    if isinstance(node, (ast.Compare, ast.In)) and (isinstance(node, ast.In) or node.op == "="):
+        name = node.field.name
+        values = node.values if isinstance(node, ast.In) else (node.value,)
+        if name == "path" or (name in INDEXED_NUMBER_FIELDS and all(v.number is not None for v in values)):
+            return True
+        return name in INDEXED_TEXT_FIELDS and all(v.number is None for v in values)
+    return False
+
+
+def _scope(node: ast.Node) -> list[ast.Compare | ast.In]:
+    """The terms of ``node`` that every record it selects satisfies and that name its
+    datasets (``dataset=D``, ``dataset IN (...)`` of texts): the layers such a record
+    reads are of those datasets."""
+    if isinstance(node, ast.And):
+        return [term for item in node.items for term in _scope(item)]
+    if isinstance(node, ast.Compare) and node.field.name == "dataset" and node.op == "=" and node.value.number is None:
+        return [node]
+    if isinstance(node, ast.In) and node.field.name == "dataset" and all(v.number is None for v in node.values):
+        return [node]
+    return []
 
 
 def dataset_sets(node: ast.Node, least: int) -> set[frozenset[str]]:
@@ -148,40 +176,111 @@ def _text_set(node: ast.In) -> frozenset[str] | None:
     return known[1]
 
 
-def _compile(node: ast.Node, params: list[Any], joins: set[str], tables: Mapping[frozenset[str], str]) -> str:
-    if isinstance(node, ast.All):
-        return "1"
-    if isinstance(node, ast.Compare):
-        name = node.field.name
-        if node.op == "~":
-            params.append(glob_pattern(node.value.text))
-            return f"{_text_operand(name, joins)} GLOB ?"
-        if node.value.number is not None:
-            params.append(node.value.number)
-            return f"{_number_operand(name, joins)} {node.op} ?"
-        params.append(node.value.text)
-        return f"{_text_operand(name, joins)} {node.op} ?"
-    if isinstance(node, ast.In):
-        name = node.field.name
-        names = _text_set(node) if tables else None
-        if names is not None and (table := tables.get(names)) is not None:
-            return f"{_text_operand(name, joins)} IN temp.{table}"
+def _layer_operand(field: str, form: str) -> str:
+    """A layer's value of the field, in a subquery over the field's rows ``layer_fields f``:
+    a text longer than ``layer_fields`` keeps is read from the layer."""
+    if form == "n":
+        return "f.n"
+    return f"COALESCE(f.s, (SELECT json_extract(l.s, {json_path(field)}) FROM layers l WHERE l.id = f.layer))"
+
+
+class _Compiler:
+    """Compiles one query; parameters are appended in the order their ``?`` appear."""
+
+    def __init__(self, tables: Mapping[frozenset[str], str], scope: list[ast.Compare | ast.In] | None) -> None:
+        self.params: list[Any] = []
+        self.joins: set[str] = set()
+        self.tables = tables
+        self.scope = scope  # None: inherited fields are read through joined layers
+
+    def compile(self, node: ast.Node) -> str:
+        if isinstance(node, ast.All):
+            return "1"
+        if isinstance(node, (ast.Compare, ast.In, ast.Exists)):
+            namespace = node.field.name.split(".", 1)[0] if "." in node.field.name else ""
+            if self.scope is not None and namespace in _INHERITED:
+                return self.layered(node, namespace)
+            return self.test(node, self.record_operand)
+        if isinstance(node, ast.And):
+            return "(" + " AND ".join(self.compile(item) for item in node.items) + ")"
+        if isinstance(node, ast.Or):
+            return "(" + " OR ".join(self.compile(item) for item in node.items) + ")"
+        if isinstance(node, ast.Not):
+            return f"NOT COALESCE(({self.compile(node.item)}), 0)"
+        raise TypeError(f"not a query node: {node!r}")
+
+    def record_operand(self, field: str, form: str) -> str:
+        """What a record reads of ``field``: its column if it has one (text form), else
+        its own or its layers' view."""
+        if form == "s" and field in COLUMN_FIELDS:
+            return f"r.{field}"
+        return field_expr(field, form, self.joins)
+
+    def test(self, node: ast.Compare | ast.In | ast.Exists, operand: Callable[[str, str], str]) -> str:
+        """``node``'s test of the value ``operand(field, form)`` reads."""
+        name, params = node.field.name, self.params
+        if isinstance(node, ast.Exists):
+            return f"{operand(name, 's')} IS NOT NULL"
+        if isinstance(node, ast.Compare):
+            if node.op == "~":
+                params.append(glob_pattern(node.value.text))
+                return f"{operand(name, 's')} GLOB ?"
+            if node.value.number is not None:
+                params.append(node.value.number)
+                return f"{operand(name, 'n')} {node.op} ?"
+            params.append(node.value.text)
+            return f"{operand(name, 's')} {node.op} ?"
+        names = _text_set(node) if self.tables else None  # dataset IN (...): a record's column
+        if names is not None and (table := self.tables.get(names)) is not None:
+            return f"{operand(name, 's')} IN temp.{table}"
         parts = []
         numbers = [v.number for v in node.values if v.number is not None]
         texts = [v.text for v in node.values if v.number is None]
         if numbers:
             params.extend(numbers)
-            parts.append(f"{_number_operand(name, joins)} IN ({', '.join('?' * len(numbers))})")
+            parts.append(f"{operand(name, 'n')} IN ({', '.join('?' * len(numbers))})")
         if texts:
             params.extend(texts)
-            parts.append(f"{_text_operand(name, joins)} IN ({', '.join('?' * len(texts))})")
+            parts.append(f"{operand(name, 's')} IN ({', '.join('?' * len(texts))})")
         return "(" + " OR ".join(parts) + ")"
-    if isinstance(node, ast.Exists):
-        return f"{field_expr(node.field.name, 's', joins)} IS NOT NULL"
-    if isinstance(node, ast.And):
-        return "(" + " AND ".join(_compile(item, params, joins, tables) for item in node.items) + ")"
-    if isinstance(node, ast.Or):
-        return "(" + " OR ".join(_compile(item, params, joins, tables) for item in node.items) + ")"
-    if isinstance(node, ast.Not):
-        return f"NOT COALESCE(({_compile(node.item, params, joins, tables)}), 0)"
-    raise TypeError(f"not a query node: {node!r}")
+
+    def layered(self, node: ast.Compare | ast.In | ast.Exists, namespace: str) -> str:
+        """``node``'s test of an inherited field as the record's reference being among the
+        layers that hold the field with a value that passes it. A test never passes a
+        missing value (``NOT`` is compiled around it), so only layers holding the field
+        are read: ``layer_fields`` holds each layer's fields with their text and number
+        forms, by field and dataset, so no layer's JSON is read either.
+
+        ``meta.*`` and ``tags.*`` are read from the record's own sidecar where it holds
+        the deciding key (a null included), else from its chain, as :func:`field_expr`
+        does; the reference that decides is picked first, then tested once."""
+        field = node.field.name
+        if namespace in _LAYER_OF:
+            ref = f"r.{_LAYER_OF[namespace]}"
+        else:
+            decides = field if namespace == "meta" else f"meta.{TAGS_KEY}"
+            self.params.append(decides)
+            holding = f"SELECT f.layer FROM layer_fields f WHERE f.field = ?{self.narrowed()}"
+            ref = f"(CASE WHEN r.o IN ({holding}) THEN r.o ELSE r.m END)"
+        self.params.append(field)
+        narrowed = self.narrowed()
+        passing = self.test(node, _layer_operand)
+        return f"{ref} IN (SELECT f.layer FROM layer_fields f WHERE f.field = ?{narrowed} AND {passing})"
+
+    def narrowed(self) -> str:
+        """`` AND ...`` narrowing ``layer_fields f`` to the query's datasets, if it names them."""
+        parts = []
+        for term in self.scope or ():
+            if isinstance(term, ast.Compare):
+                self.params.append(term.value.text)
+                parts.append("f.dataset = ?")
+            elif (names := _text_set(term)) is not None and (table := self.tables.get(names)) is not None:
+                parts.append(f"f.dataset IN temp.{table}")
+            else:
+                self.params.extend(v.text for v in term.values)
+                parts.append(f"f.dataset IN ({', '.join('?' * len(term.values))})")
+        return "".join(f" AND {part}" for part in parts)
+
+
+#: Namespaces of the fields a record inherits from layers.
+_INHERITED = ("meta", "tags", *_LAYER_OF)

@@ -439,6 +439,13 @@ def test_sqlite_counts_on_participant_fields_read_the_reference_index(
     plan = " ".join(row[3] for row in index._db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
     assert "COVERING INDEX records_refs" in plan and "SEARCH f USING PRIMARY KEY (field=?)" in plan, plan
     assert "SEARCH p" not in plan, plan  # no layer joined per record
+    # within an access scope too: the passing set is probed per record, never walked as
+    # keys of records_refs (dataset, p) (for each of 900 datasets, each of 4,000 rows: 0.5 s)
+    scoped = parse_query("dataset IN (site-a, site-b) AND participant.age>60")
+    sql, params = select(scoped, "count(*)", layered=True)
+    plan = " ".join(row[3] for row in index._db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+    assert "COVERING INDEX records_refs (dataset=?)" in plan, plan
+    assert index.count(node=scoped) == sum(matches(scoped, flatten(r)) for r in records)
     expected = sum(matches(node, flatten(r)) for r in records)
     assert 0 < index.count(node=node) == expected
     index.close()

@@ -256,7 +256,9 @@ class _Compiler:
         does; the reference that decides is picked first, then tested once."""
         field = node.field.name
         if namespace in _LAYER_OF:
-            ref = f"r.{_LAYER_OF[namespace]}"
+            # unary +: the set is probed per record, never walked as index keys (for each
+            # of 900 datasets of a scope, each of 4,000 participants: 0.5 s)
+            ref = f"+r.{_LAYER_OF[namespace]}"
         else:
             decides = field if namespace == "meta" else f"meta.{TAGS_KEY}"
             self.params.append(decides)

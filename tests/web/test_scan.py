@@ -40,6 +40,29 @@ def red_pixels(page: Page) -> int:
     return int(page.evaluate(COUNT_RED, base64.b64encode(png).decode()))
 
 
+#: Counts the pixels of a PNG (base64) that are bright grey: the T1w image itself.
+COUNT_GREY = COUNT_RED.replace(
+    "if (r > 120 && r > 2 * g + 20 && r > 2 * b + 20) red += 1;",
+    "if (r > 60 && Math.abs(r - g) < 8 && Math.abs(r - b) < 8) red += 1;",
+)
+
+
+def test_the_scan_is_downloaded_once_and_drawn(browse: Browse) -> None:
+    """The page fetches the image's bytes while NiiVue starts and hands them over: one
+    download of the scan, one of its mask, and the scan's grey pixels on the canvas."""
+    page = browse.login("alice")
+    files: list[str] = []
+    page.on("request", lambda request: files.append(request.url) if "/v1/files/" in request.url else None)
+    page.goto(f"{browse.site.url}/#/scan/{T1W}")
+    expect(page.locator(".viewer")).to_have_attribute("data-state", "ready", timeout=30_000)
+    assert sorted(url.split("/v1/files/")[1] for url in files) == sorted([MASK, T1W])
+    page.get_by_label("Overlay", exact=True).select_option(label="No overlay")
+    expect(page.locator(".viewer")).to_have_attribute("data-state", "ready")
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    png = base64.b64encode(page.locator("canvas.niivue").screenshot()).decode()
+    assert int(page.evaluate(COUNT_GREY, png)) > 2000
+
+
 def test_the_mask_overlay_is_drawn_over_the_scan(browse: Browse) -> None:
     page = browse.login("alice")
     page.goto(f"{browse.site.url}/#/scan/{T1W}")

@@ -80,9 +80,14 @@ export async function render(main, args) {
     main.append(h('h1', {}, 'Scan'), h('p', {}, 'Open a scan from the ', h('a', { href: '#/query' }, 'query results'), '.'));
     return undefined;
   }
-  // NiiVue (3 MB) starts loading while the record is fetched; a failure shows in the viewer.
+  // NiiVue (3 MB) and the image's bytes start loading while the record is fetched: the
+  // download overlaps NiiVue's compilation and WebGL set-up. A failure shows in the viewer
+  // (NiiVue then fetches the image itself).
   const niivue = import('./vendor/niivue.js');
   niivue.catch(() => {});
+  const prefetched = /\.nii(\.gz)?$/.test(path)
+    ? fetch(`/v1${fileRoute(dataset, path)}`, { headers: authHeaders() }).then((r) => (r.ok ? r.arrayBuffer() : null)).catch(() => null)
+    : Promise.resolve(null);
   const record = await api(`/records/${encodeURIComponent(dataset)}/${path.split('/').map(encodeURIComponent).join('/')}`);
   const isDerivative = !!analysisOf(record.path);
   const canvas = h('canvas', { class: 'niivue', 'aria-label': `Slices of ${basename(record.path)}`, role: 'img' });
@@ -116,7 +121,8 @@ export async function render(main, args) {
   let overlays = [];
   const applyLayout = () => {
     const types = { axial: nv.sliceTypeAxial, coronal: nv.sliceTypeCoronal, sagittal: nv.sliceTypeSagittal, multiplanar: nv.sliceTypeMultiplanar };
-    nv.setSliceType(types[layout.value]);
+    // each frame costs ~70 ms without a GPU: none for a layout already shown
+    if (nv.opts.sliceType !== types[layout.value]) nv.setSliceType(types[layout.value]);
   };
   const ready = (text) => {
     viewerState.textContent = text;
@@ -141,8 +147,9 @@ export async function render(main, args) {
     // A green crosshair: red is the overlay's colour.
     nv = new Niivue({ backColor: [0, 0, 0, 1], crosshairColor: [0.1, 0.8, 0.3, 1], show3Dcrosshair: false, isResizeCanvas: true, logLevel: 'error' });
     await nv.attachToCanvas(canvas);
+    const bytes = await prefetched;
     const [, found] = await Promise.all([
-      nv.loadVolumes([volume(record, { colormap: 'gray' })]),
+      nv.loadVolumes([volume(record, bytes ? { colormap: 'gray', url: bytes } : { colormap: 'gray' })]),
       record.entities.sub && !isDerivative ? api('/records', { params: { query: overlayQuery(record), limit: 20 } }) : Promise.resolve({ records: [] }),
     ]);
     if (closed.value) return;

@@ -99,6 +99,12 @@ function showLogin(message) {
 
 async function start() {
   clearError();
+  if (parseHash().name === 'scan') {
+    // A scan opened directly (a link, a reload): its view and NiiVue (3 MB) load while
+    // the session is checked, not after (the view's own imports then find them loaded).
+    VIEWS.scan().catch(() => {});
+    import('./vendor/niivue.js').catch(() => {});
+  }
   try {
     me = await api('/me');
   } catch (err) {

@@ -37,6 +37,21 @@ function volume(record, extra) {
   };
 }
 
+/** The image's bytes, a .nii.gz unzipped as it downloads (the browser's own gzip, off the
+ * main thread), with the name NiiVue reads its format from; null on any failure. */
+async function prefetch(dataset, path) {
+  try {
+    const response = await fetch(`/v1${fileRoute(dataset, path)}`, { headers: authHeaders() });
+    if (!response.ok) return null;
+    const name = basename(path);
+    if (!name.endsWith('.gz')) return { bytes: await response.arrayBuffer(), name };
+    const unzipped = new Response(response.body.pipeThrough(new DecompressionStream('gzip')));
+    return { bytes: await unzipped.arrayBuffer(), name: name.slice(0, -3) };
+  } catch {
+    return null;
+  }
+}
+
 function sourceLink(source) {
   const match = /^bids:([^:]+):(.+)$/.exec(source);
   return match ? h('a', { href: scanHref(match[1], match[2]) }, `${match[1]}/${match[2]}`) : h('code', {}, source);
@@ -85,9 +100,7 @@ export async function render(main, args) {
   // (NiiVue then fetches the image itself).
   const niivue = import('./vendor/niivue.js');
   niivue.catch(() => {});
-  const prefetched = /\.nii(\.gz)?$/.test(path)
-    ? fetch(`/v1${fileRoute(dataset, path)}`, { headers: authHeaders() }).then((r) => (r.ok ? r.arrayBuffer() : null)).catch(() => null)
-    : Promise.resolve(null);
+  const prefetched = /\.nii(\.gz)?$/.test(path) ? prefetch(dataset, path) : Promise.resolve(null);
   const record = await api(`/records/${encodeURIComponent(dataset)}/${path.split('/').map(encodeURIComponent).join('/')}`);
   const isDerivative = !!analysisOf(record.path);
   const canvas = h('canvas', { class: 'niivue', 'aria-label': `Slices of ${basename(record.path)}`, role: 'img' });
@@ -147,9 +160,9 @@ export async function render(main, args) {
     // A green crosshair: red is the overlay's colour.
     nv = new Niivue({ backColor: [0, 0, 0, 1], crosshairColor: [0.1, 0.8, 0.3, 1], show3Dcrosshair: false, isResizeCanvas: true, logLevel: 'error' });
     await nv.attachToCanvas(canvas);
-    const bytes = await prefetched;
+    const got = await prefetched;
     const [, found] = await Promise.all([
-      nv.loadVolumes([volume(record, bytes ? { colormap: 'gray', url: bytes } : { colormap: 'gray' })]),
+      nv.loadVolumes([volume(record, got ? { colormap: 'gray', url: got.bytes, name: got.name } : { colormap: 'gray' })]),
       record.entities.sub && !isDerivative ? api('/records', { params: { query: overlayQuery(record), limit: 20 } }) : Promise.resolve({ records: [] }),
     ]);
     if (closed.value) return;

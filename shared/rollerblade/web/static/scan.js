@@ -139,7 +139,6 @@ export async function render(main, args) {
   };
   const ready = (text) => {
     viewerState.textContent = text;
-    nv.drawScene();
     viewer.dataset.state = 'ready';
   };
   async function showOverlay() {

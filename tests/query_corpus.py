@@ -54,4 +54,8 @@ CORPUS = (
     "dataset=site-a AND NOT meta.EchoTime>0.03",
     "dataset IN (site-b, site-c) AND participant.sex=F",
     "NOT session.visit=followup",
+    # extension is a column of the SQLite index
+    "task=rest AND extension=.nii.gz",
+    "extension != .json AND NOT extension IN (.tsv, .nii.gz)",
+    "extension ~ '*.gz' OR extension > .o",
 )

@@ -295,14 +295,23 @@ def test_an_index_of_schema_7_gets_the_fields_of_its_layers_on_open(stack: Stack
     _import(stack, full_cohort["site-a"])
     path = str(stack.settings.index_path)
     stack.index.close()
-    with sqlite3.connect(path) as db:  # what schema 7 had: no layer_fields, no triggers
+    with sqlite3.connect(path) as db:  # what schema 7 had: no layer_fields, no triggers, no extension column
         for trigger in ("insert", "update", "delete"):
             db.execute(f"DROP TRIGGER layer_fields_{trigger}")
         db.execute("DROP TABLE layer_fields")
+        db.execute("ALTER TABLE records DROP COLUMN extension")
         db.execute("PRAGMA user_version=7")
     index = SqliteIndex(path)
     db = sqlite3.connect(path)
     assert _rows_of(db) == _field_rows(db) and _rows_of(db)
-    _same_counts(index, LAYERED)
+    _same_counts(index, (*LAYERED, "extension=.nii.gz", "task=rest AND NOT extension=.json"))
+    assert index.count(node=parse("extension=.nii.gz")) > 0
+    # records written after the upgrade get their extension too
+    first = next(index.query(node=parse("extension=.nii.gz")))
+    renamed = first.path.replace(".nii.gz", ".nii")
+    moved = dataclasses.replace(first, path=renamed, entities={**first.entities, "extension": ".nii"})
+    index.put_records(records=[moved])
+    _same_counts(index, ("extension=.nii", "extension=.nii.gz"))
+    assert index.count(node=parse("extension=.nii")) == 1
     db.close()
     index.close()

@@ -44,7 +44,8 @@ from rollerblade.records import DatasetInfo, MetadataFile, ScanRecord
 # the dataset column (access-scoped queries), no expression index on dataset (a column);
 # 5: the planner's statistics (ANALYZE) taken at migration and kept fresh by writes;
 # 6: metadata by reference (layers; records hold only what is their own); 7: an index of
-# each record's layer references (records_refs); 8: the fields each layer holds (layer_fields)
+# each record's layer references (records_refs); 8: the fields each layer holds (layer_fields),
+# each record's extension as a column
 SCHEMA_VERSION = 8
 #: Records converted per page when an index of schema <= 5 is opened.
 CONVERT_PAGE = 5_000
@@ -67,6 +68,7 @@ CREATE TABLE IF NOT EXISTS records (
     o INTEGER,
     p INTEGER,
     q INTEGER,
+    extension TEXT, -- its text form, as in s: a test of it reads no JSON (schema 8)
     PRIMARY KEY (dataset, path)
 );
 CREATE TABLE IF NOT EXISTS metadata (
@@ -105,8 +107,9 @@ def _decode(doc: str) -> Any:
 _BIG_DOC = 1 << 16
 
 
-def _views(record: ScanRecord) -> tuple[str, str, set[str]]:
-    """The flat views of what is the record's own (its inherited parts are layers)."""
+def _views(record: ScanRecord) -> tuple[str, str, set[str], str | None]:
+    """The flat views of what is the record's own (its inherited parts are layers), and
+    its extension's text form (a column of its own, see sqlite_query.COLUMN_FIELDS)."""
     flat = flatten(dataclasses.replace(record, meta={}, participant={}, session={}))
     texts = {}
     numbers = {}
@@ -114,7 +117,7 @@ def _views(record: ScanRecord) -> tuple[str, str, set[str]]:
         texts[name], number = forms(value)
         if number is not None and math.isfinite(number):
             numbers[name] = number
-    return _encode(texts), _encode(numbers), set(flat)
+    return _encode(texts), _encode(numbers), set(flat), texts.get("extension")
 
 
 def _own_doc(record: ScanRecord) -> dict[str, Any]:
@@ -143,7 +146,11 @@ SET_TABLES = 256
 #: Records of a streamed replace_dataset written per statement.
 REPLACE_CHUNK = 1000
 
-_INSERT_RECORD = "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#: Named columns: an index converted from schema 5 or 7 has them in another order.
+_INSERT_RECORD = (
+    "INSERT OR REPLACE INTO records (dataset, path, generation, doc, s, n, m, o, p, q, extension) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 #: What a record is read from: its own document, its own sidecar's (one to one: joined)
 #: and the ids of its shared layers (read once per query, see _resolved).
 _RECORD_COLUMNS = "r.doc, r.m, o.doc, r.p, r.q"
@@ -189,6 +196,7 @@ class SqliteIndex(SqliteConnections, SqliteCatalog, Index):
                 )
             for field in INDEXED_NUMBER_FIELDS:
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS records_n_{field} ON records ({number_expr(field)})")
+        self._extension_column()
         self._by_reference()
         # A query on participant or session fields (participant.age>60) tests every record
         # of its datasets: this narrow index holds all it reads of them, where the table's
@@ -197,6 +205,14 @@ class SqliteIndex(SqliteConnections, SqliteCatalog, Index):
         self._db.execute("CREATE INDEX IF NOT EXISTS records_refs ON records (dataset, p, q, m, o)")
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._analyze()
+
+    def _extension_column(self) -> None:
+        """Schema <= 7 read a record's extension from its JSON view: give it its column."""
+        with self._immediate() as db:  # checked inside: another process may be converting it too
+            if "extension" in {row[1] for row in db.execute("PRAGMA table_info(records)")}:
+                return
+            db.execute("ALTER TABLE records ADD COLUMN extension TEXT")
+            db.execute(f"UPDATE records SET extension = {text_expr('extension')}")
 
     def _by_reference(self) -> None:
         """Schema <= 5 kept each record's metadata in the record: store it by reference."""
@@ -258,18 +274,19 @@ class SqliteIndex(SqliteConnections, SqliteCatalog, Index):
             if writer is None:
                 writer = writers[record.dataset] = LayerWriter(db, record.dataset, _decode, self._metadata_doc)
             refs = writer.refs(record)
-            s, n, own = _views(record)
+            s, n, own, extension = _views(record)
             names.update((record.dataset, name) for name in own)
-            rows.append((record.dataset, record.path, record.generation, _encode(_own_doc(record)), s, n, *refs))
+            doc = _encode(_own_doc(record))
+            rows.append((record.dataset, record.path, record.generation, doc, s, n, *refs, extension))
         for writer in writers.values():
             names.update((writer.dataset, name) for name in writer.fields)
         self._note_fields(db, names)
         if refresh:
             sql = (
-                "UPDATE records SET generation = ?, doc = ?, s = ?, n = ?, m = ?, o = ?, p = ?, q = ? "
+                "UPDATE records SET generation = ?, doc = ?, s = ?, n = ?, m = ?, o = ?, p = ?, q = ?, extension = ? "
                 "WHERE dataset = ? AND path = ? AND generation <= ?"
             )
-            params = [(g, doc, s, n, m, o, p, q, d, path, g) for d, path, g, doc, s, n, m, o, p, q in rows]
+            params = [(g, doc, s, n, m, o, p, q, x, d, path, g) for d, path, g, doc, s, n, m, o, p, q, x in rows]
             return db.executemany(sql, params).rowcount
         return db.executemany(_INSERT_RECORD, rows).rowcount
 

@@ -10,7 +10,8 @@ are joined. Every operator of the language has an exact SQLite equivalent, so no
 left for Python; the commonest fields have expression indexes. ``dataset`` and ``path``
 are also the table's own columns (its primary key), and text comparisons on them are
 compiled on the columns: the access scope ``dataset IN (...)`` and the page cursor then
-walk the primary key in result order instead of sorting.
+walk the primary key in result order instead of sorting. ``extension`` is a column too,
+read without parsing the row's JSON.
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ INDEXED_TEXT_FIELDS = ("suffix", "sub", "ses", "task", "datatype", "dir")
 #: Fields with an expression index on their number form (``sub IN (01, 02)``, ``run=1``).
 INDEXED_NUMBER_FIELDS = ("sub", "ses")
 
-#: Fields stored as columns of ``records`` with the same text as in ``s``.
-COLUMN_FIELDS = ("dataset", "path")
+#: Fields stored as columns of ``records`` with the same text as in ``s``. ``extension``
+#: is one because nearly every selection names it beside an indexed entity (``task=rest
+#: AND extension=.nii.gz``): read from ``s`` it cost a JSON parse per row (31 against 10
+#: ms over 16,664 rows).
+COLUMN_FIELDS = ("dataset", "path", "extension")
 
 _SAFE_FIELD = re.compile(r"[A-Za-z0-9_.\-]+")
 

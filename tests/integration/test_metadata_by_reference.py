@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rollerblade.abids.paths import parse_record_path
-from rollerblade.adapters import sqlite_index, sqlite_layers
+from rollerblade.adapters import sqlite_index, sqlite_layer_fields
 from rollerblade.adapters.sqlite_index import SqliteIndex
 from rollerblade.pipeline import importing, reindex
 from rollerblade.pipeline.context import DatasetContext, refreshed
@@ -221,7 +221,7 @@ def _field_rows(db: sqlite3.Connection) -> list[tuple[object, ...]]:
     for layer, dataset, s, n in db.execute("SELECT id, dataset, s, n FROM layers"):
         texts, numbers = json.loads(s), json.loads(n)
         for field, text in texts.items():
-            kept = text if text is not None and len(text) <= sqlite_layers.FIELD_TEXT_KEPT else None
+            kept = text if text is not None and len(text) <= sqlite_layer_fields.FIELD_TEXT_KEPT else None
             rows.append((field, dataset, layer, kept, numbers.get(field)))
     return sorted(rows, key=repr)
 

@@ -143,7 +143,7 @@ def _scope(node: ast.Node) -> list[ast.Compare | ast.In]:
         return [term for item in node.items for term in _scope(item)]
     if isinstance(node, ast.Compare) and node.field.name == "dataset" and node.op == "=" and node.value.number is None:
         return [node]
-    if isinstance(node, ast.In) and node.field.name == "dataset" and all(v.number is None for v in node.values):
+    if isinstance(node, ast.In) and _text_set(node) is not None:
         return [node]
     return []
 
